@@ -1,0 +1,98 @@
+"""Shared fixtures: a valid config written to tmp_path, and the provincial secrets it holds."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_bridge.config import Config, load_config
+from edge_bridge.provincial.crypto import Secrets
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
+
+
+def example_raw() -> dict[str, Any]:
+    """The repository's config.example.toml as a dict (the file itself, so the test and the example agree)."""
+    with (REPO / "config.example.toml").open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def dump_toml(doc: dict[str, Any]) -> str:
+    """A minimal TOML writer for test configs (tables, arrays of tables, scalars, inline arrays)."""
+    lines: list[str] = []
+    _emit_table(doc, [], lines)
+    return "\n".join(lines) + "\n"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_scalar(v)}" for k, v in value.items()) + "}"
+    raise TypeError(type(value))
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _emit_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
+    nested = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and not (path and path[-1] == "periods"):
+            nested[key] = value
+        elif _is_table_array(value) and key != "periods":
+            nested[key] = value
+        else:
+            lines.append(f"{key} = {_scalar(value)}")
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{'.'.join([*path, key])}]")
+            _emit_table(value, [*path, key], lines)
+        else:
+            for item in value:
+                lines.append(f"\n[[{'.'.join([*path, key])}]]")
+                _emit_table(item, [*path, key], lines)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """write_config(mutate=None, name="config.toml") -> path: the example config, storage in tmp_path,
+    the province on an unroutable port unless mutate() changes it."""
+
+    def write(mutate: Callable[[dict[str, Any]], None] | None = None, name: str = "config.toml") -> Path:
+        raw = example_raw()
+        raw["storage"]["path"] = str(tmp_path / "edge-bridge.db")
+        raw["pull_api"]["listen"] = "127.0.0.1:0"
+        raw["ocpp"]["listen"] = "127.0.0.1:0"
+        if mutate is not None:
+            mutate(raw)
+        path = tmp_path / name
+        path.write_text(dump_toml(raw), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def config(write_config: Callable[..., Path]) -> Config:
+    return load_config(write_config())
+
+
+@pytest.fixture
+def secrets(config: Config) -> Secrets:
+    p = config.province
+    return Secrets(p.secret("operator_secret"), p.secret("data_secret"), p.secret("data_secret_iv"), p.secret("sig_secret"))
