@@ -1,9 +1,10 @@
 """The TOML configuration contract (spec/configuration.md) as frozen pydantic models.
 
-``load_config(path)`` reads, validates and returns a :class:`Config`, or raises :class:`ConfigError` listing every
-problem with its key path (``stations[0].chargers[1].connectors[0].connector_id: ...``). Unknown keys are errors,
-with a suggestion when a known key is close. Relative paths (storage, ``*_file`` secrets) are relative to the
-directory of the config file. ``Config.site()`` builds the domain values the rest of the program reads.
+``load_config(path)`` reads, validates and returns a :class:`Config`, or raises :class:`ConfigError`
+listing every problem with its key path (``stations[0].chargers[1].connectors[0].connector_id: ...``).
+Unknown keys are errors, with a suggestion when a known key is close. Relative paths (storage, ``*_file``
+secrets) are relative to the directory of the config file. ``Config.site_model()`` builds the domain values
+the rest of the program reads.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -53,7 +56,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 
 def _exact_decimal(value: Any) -> Any:
-    """TOML floats become Decimals through their shortest repr (0.35 -> Decimal('0.35')), never binary noise."""
+    """TOML floats become Decimals through their shortest repr (0.35 -> Decimal('0.35')), not binary noise."""
     if isinstance(value, float):
         return Decimal(repr(value))
     return value
@@ -83,6 +86,19 @@ def _split_listen(value: str) -> tuple[str, int]:
 Listen = Annotated[str, BeforeValidator(lambda v: _listen(v) if isinstance(v, str) else v)]
 
 
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """One error per bad entry (a plain union reports one per member, with pydantic's schema in the key)."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string such as '203.0.113.7/32'")
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IP network such as '203.0.113.7/32'") from None
+
+
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network)]
+
+
 class SiteConfig(_Section):
     timezone: str = "Asia/Shanghai"
 
@@ -102,7 +118,7 @@ class SiteConfig(_Section):
 
 class OperatorConfig(_Section):
     operator_id: str | None = None
-    credit_code: str | None = Field(default=None, min_length=18, max_length=18)
+    credit_code: str | None = Field(default=None, pattern=r"^[0-9A-Z]{18}$")
     name: str
     seq_prefix: str = ""
 
@@ -113,13 +129,19 @@ class OperatorConfig(_Section):
             raise ValueError("must be 9 characters of 0-9 and A-Z")
         return value
 
+    @field_validator("credit_code")
+    @classmethod
+    def _agrees(cls, value: str | None, info: ValidationInfo) -> str | None:
+        given = info.data.get("operator_id")
+        if value is not None and given is not None and value[8:17] != given:
+            raise ValueError(f"derives operator_id {value[8:17]}, which does not agree with operator_id {given}")
+        return value
+
     @model_validator(mode="after")
     def _derive_id(self) -> OperatorConfig:
         derived = self.credit_code[8:17] if self.credit_code else None
         if self.operator_id is None and derived is None:
             raise ValueError("give operator_id or credit_code")
-        if derived is not None and self.operator_id is not None and derived != self.operator_id:
-            raise ValueError(f"operator_id {self.operator_id} does not agree with credit_code ({derived})")
         if self.operator_id is None:
             object.__setattr__(self, "operator_id", derived)
         return self
@@ -157,19 +179,22 @@ class ProvinceConfig(_Section):
 
 
 class OcppConfig(_Section):
-    listen: Listen = "0.0.0.0:9000"  # noqa: S104 - chargers connect from the site network
+    listen: Listen = "0.0.0.0:9000"  # chargers connect from the site network
     path_prefix: str = "/ocpp"
     heartbeat_interval_s: int = Field(default=300, gt=0)
     offline_after_s: int = Field(default=120, gt=0)
     allow_unknown_chargers: bool = False
     tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_key: Path | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _tls_pair(self) -> OcppConfig:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together")
-        return self
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("tls_cert") is not None:
+            raise ValueError("missing: tls_cert is given, and tls_cert and tls_key go together")
+        if value is not None and "tls_cert" in info.data and info.data["tls_cert"] is None:
+            raise ValueError("tls_key is given without tls_cert; they go together")
+        return value
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -177,9 +202,9 @@ class OcppConfig(_Section):
 
 
 class PullApiConfig(_Section):
-    listen: Listen = "0.0.0.0:8093"  # noqa: S104 - the province calls from outside
+    listen: Listen = "0.0.0.0:8093"  # the province calls from outside
     path_prefix: str = "/evcs/v1"
-    allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allow_from: tuple[Network, ...] = ()
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -323,7 +348,7 @@ class Config(_Section):
         return Site(operator, tuple(_station(s, tariffs[s.tariff]) for s in self.stations))
 
 
-# ---------------------------------------------------------------------------------------------------- to domain
+# ------------------------------------------------------------------------------------------------- to domain
 
 
 def _minutes(hhmm: str) -> int:
@@ -396,11 +421,12 @@ def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
     problems: list[ConfigProblem] = []
     _resolve_paths(raw, path.resolve().parent)
     problems += _load_secret_files(raw)
+    problems += _check_secrets(raw)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(str(path), problems + _pydantic_problems(exc)) from None
-    problems += _check_secrets(config) + list(_cross_checks(config))
+    problems += list(_cross_checks(config))
     if problems:
         raise ConfigError(str(path), problems)
     return config, _permission_warnings(path, raw)
@@ -414,6 +440,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: not UTF-8 at byte {exc.start}")]) from None
 
 
 def _secret_holders(raw: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -452,24 +480,35 @@ def _load_secret_files(raw: dict[str, Any]) -> list[ConfigProblem]:
         if name in table:
             problems.append(ConfigProblem(f"{prefix}.{name}", f"give {name} or {file_key}, not both"))
             continue
+        if not isinstance(table[file_key], str):
+            continue  # pydantic reports the type
         try:
             table[name] = Path(table[file_key]).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, TypeError) as exc:
-            problems.append(ConfigProblem(f"{prefix}.{file_key}", f"cannot read the secret file: {exc}"))
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            problems.append(ConfigProblem(f"{prefix}.{file_key}", f"cannot read {table[file_key]}: {reason}"))
+        except UnicodeDecodeError:  # its message would quote bytes of the secret
+            problems.append(ConfigProblem(f"{prefix}.{file_key}", f"{table[file_key]} is not UTF-8 text"))
     return problems
 
 
-def _check_secrets(config: Config) -> list[ConfigProblem]:
+def _check_secrets(raw: dict[str, Any]) -> list[ConfigProblem]:
+    """Presence and length of the provincial secrets, on the raw values so they are listed with every other
+    problem. A message never quotes the value."""
+    province = raw.get("province")
+    if not isinstance(province, dict):
+        return []  # pydantic reports the missing section
     problems = []
     for name in SECRET_NAMES:
-        value: SecretStr | None = getattr(config.province, name)
-        if value is None:
+        value = province.get(name)
+        if value is None and f"{name}_file" not in province:
             problems.append(ConfigProblem(f"province.{name}", f"missing (give {name} or {name}_file)"))
-        elif len(value.get_secret_value()) != SECRET_LENGTH:
-            length = len(value.get_secret_value())
-            problems.append(
-                ConfigProblem(f"province.{name}", f"must be exactly {SECRET_LENGTH} characters, not {length}")
-            )
+        elif isinstance(value, str) and len(value) != SECRET_LENGTH:
+            message = f"must be exactly {SECRET_LENGTH} characters, not {len(value)}"
+            problems.append(ConfigProblem(f"province.{name}", message))
+        elif isinstance(value, str) and len(value.encode("utf-8")) != SECRET_LENGTH:
+            message = f"must be {SECRET_LENGTH} ASCII characters (the key is its {SECRET_LENGTH} UTF-8 bytes)"
+            problems.append(ConfigProblem(f"province.{name}", message))
     return problems
 
 
@@ -481,9 +520,11 @@ def _key_path(loc: Iterable[int | str]) -> str:
 
 
 def _pydantic_problems(exc: ValidationError) -> list[ConfigProblem]:
+    errors = [(tuple(p for p in e["loc"] if not _is_schema_tag(p)), e) for e in exc.errors()]
     problems = []
-    for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    for loc, error in errors:
+        if error["type"] == "too_short" and any(_inside(other, loc) for other, _ in errors):
+            continue  # pydantic counts only the valid items: "at least 1 item" echoes an item's own error
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key" + _suggestion(loc)
@@ -491,13 +532,20 @@ def _pydantic_problems(exc: ValidationError) -> list[ConfigProblem]:
     return problems
 
 
+def _inside(loc: tuple[int | str, ...], outer: tuple[int | str, ...]) -> bool:
+    return len(loc) > len(outer) and loc[: len(outer)] == outer
+
+
+def _is_schema_tag(part: int | str) -> bool:
+    return isinstance(part, str) and part.startswith(("function-", "lax-or-strict", "json-or-python"))
+
+
 def _suggestion(loc: tuple[int | str, ...]) -> str:
     model: Any = Config
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        model = _inner_model(field.annotation) if field is not None else None
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index or a dict key ([tariffs.<name>])
+        model = _inner_model(model.model_fields[part].annotation)
         if model is None:
             return ""
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
@@ -552,9 +600,12 @@ def _tariff_problems(key: str, tariff: TariffConfig) -> Iterator[ConfigProblem]:
     expected_start = 0
     for index, period in ordered:
         start, end = _minutes(period.start), _minutes(period.end)
-        if start != expected_start:
-            kind = "gap" if start > expected_start else "overlap"
-            yield ConfigProblem(f"{key}[{index}].start", f"{kind}: {_hhmm(expected_start)} is not covered once")
+        if start > expected_start:
+            gap = f"{_hhmm(expected_start)}-{period.start}"
+            yield ConfigProblem(f"{key}[{index}].start", f"gap: {gap} is in no period")
+        elif start < expected_start:
+            overlap = f"{period.start}-{_hhmm(min(expected_start, end))}"
+            yield ConfigProblem(f"{key}[{index}].start", f"overlap: {overlap} is also in an earlier period")
         if not start < end <= 1440:
             yield ConfigProblem(f"{key}[{index}].end", f"{period.end} must be after {period.start} and <= 24:00")
         expected_start = max(expected_start, end)

@@ -51,9 +51,9 @@ def _is_table_array(value: Any) -> bool:
 def _emit_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
     nested = {}
     for key, value in table.items():
-        if isinstance(value, dict) and not (path and path[-1] == "periods"):
-            nested[key] = value
-        elif _is_table_array(value) and key != "periods":
+        if (isinstance(value, dict) and not (path and path[-1] == "periods")) or (
+            _is_table_array(value) and key != "periods"
+        ):
             nested[key] = value
         else:
             lines.append(f"{key} = {_scalar(value)}")
@@ -95,4 +95,6 @@ def config(write_config: Callable[..., Path]) -> Config:
 @pytest.fixture
 def secrets(config: Config) -> Secrets:
     p = config.province
-    return Secrets(p.secret("operator_secret"), p.secret("data_secret"), p.secret("data_secret_iv"), p.secret("sig_secret"))
+    return Secrets(
+        p.secret("operator_secret"), p.secret("data_secret"), p.secret("data_secret_iv"), p.secret("sig_secret")
+    )

@@ -102,7 +102,27 @@ def encode_request(
     payload: Any, *, operator_id: str, secrets: Secrets, timestamp: str, seq: str, lowercase_sig: bool = False
 ) -> RequestEnvelope:
     """Encrypt and sign a business payload as a request from ``operator_id``."""
-    data = encrypt(dumps(payload), secrets)
+    return encode_request_json(
+        dumps(payload),
+        operator_id=operator_id,
+        secrets=secrets,
+        timestamp=timestamp,
+        seq=seq,
+        lowercase_sig=lowercase_sig,
+    )
+
+
+def encode_request_json(
+    payload_json: bytes,
+    *,
+    operator_id: str,
+    secrets: Secrets,
+    timestamp: str,
+    seq: str,
+    lowercase_sig: bool = False,
+) -> RequestEnvelope:
+    """As :func:`encode_request` for a payload already serialized (an outbox row keeps its exact JSON)."""
+    data = encrypt(payload_json, secrets)
     sig = sign(operator_id + data + timestamp + seq, secrets)
     return RequestEnvelope(operator_id, data, timestamp, seq, sig.lower() if lowercase_sig else sig)
 

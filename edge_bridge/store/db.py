@@ -133,12 +133,18 @@ async def open_database(path: Path) -> Database:
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_probe, path)
         conn = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
     conn.row_factory = aiosqlite.Row
     return conn
+
+
+def _probe(path: Path) -> None:
+    """Fail here, not in aiosqlite.connect: a failed connect leaves its worker thread racing the loop's close."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(path).close()
 
 
 async def _configure(conn: aiosqlite.Connection) -> None:

@@ -11,13 +11,14 @@ CREATE TABLE outbox (
     next_attempt_at TEXT,
     last_error      TEXT,
     sent_at         TEXT,
-    response        TEXT
+    response        TEXT,
+    updated_at      TEXT                                -- last enqueue / mark / requeue
 );
 
 -- head pending row per key: MIN(id) GROUP BY key is answered from this index alone
 CREATE INDEX outbox_pending_head ON outbox (key, id) WHERE state = 'pending';
--- listing by state, newest first; counts per state
-CREATE INDEX outbox_state_id ON outbox (state, id);
+-- requeue of dead letters
+CREATE INDEX outbox_dead ON outbox (id) WHERE state = 'dead';
 -- purge of old sent rows
 CREATE INDEX outbox_sent_at ON outbox (sent_at) WHERE state = 'sent';
 

@@ -1,0 +1,136 @@
+"""Composition root: build every part from the Config, run them, and shut down in order.
+
+open store → queue station info → start the pull API → start the uploader → READY=1 → serve until stopped →
+STOPPING=1 → stop accepting requests → let in-flight pushes finish (bounded) → close the client and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from edge_bridge import systemd
+from edge_bridge.bridge import ACCEPT_HOOKS, enqueue_station_info
+from edge_bridge.config import Config
+from edge_bridge.provincial.client import ProvinceClient
+from edge_bridge.provincial.crypto import Secrets
+from edge_bridge.provincial.pull_server import build_pull_app
+from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
+from edge_bridge.store import tokens
+from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.outbox import Outbox
+from edge_bridge.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 3.0
+MAINTENANCE_INTERVAL_S = 3600.0
+
+
+def province_secrets(config: Config) -> Secrets:
+    p = config.province
+    return Secrets(*(p.secret(name) for name in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")))
+
+
+class App:
+    """One daemon. ``run(stop)`` serves until ``stop`` is set; ``started`` is set once everything listens."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        notify: Callable[[str], bool] = systemd.notify,
+        drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._notify = notify
+        self._drain_timeout_s = drain_timeout_s
+        self.started = asyncio.Event()
+        self.pull_port: int | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        db = await open_database(self.config.storage.path)
+        client = self._client()
+        runner: web.AppRunner | None = None
+        try:
+            outbox = Outbox(db)
+            await enqueue_station_info(db, outbox, self.config.site_model(), self._clock())
+            runner = await self._start_pull_api(db)
+            await self._serve(db, outbox, client.push, stop)
+        finally:
+            self._notify("STOPPING=1")
+            if runner is not None:
+                await runner.cleanup()
+            await client.close()
+            await db.close()
+            log.info("stopped")
+
+    async def _serve(self, db: Database, outbox: Outbox, send: Sender, stop: asyncio.Event) -> None:
+        uploader = self._uploader(db, outbox, send)
+        async with asyncio.TaskGroup() as group:
+            upload = group.create_task(uploader.run())
+            group.create_task(self._watchdog(stop))
+            group.create_task(self._maintenance(db, outbox, stop))
+            self._notify("READY=1")
+            self.started.set()
+            log.info("started", extra={"pull_port": self.pull_port, "stations": len(self.config.stations)})
+            stopped = group.create_task(stop.wait())
+            await asyncio.wait({stopped, upload}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            await drain(uploader, upload, self._drain_timeout_s)
+
+    def _client(self) -> ProvinceClient:
+        p = self.config.province
+        return ProvinceClient(
+            base_url=p.base_url,
+            operator_id=self.config.operator.id,
+            secrets=province_secrets(self.config),
+            tz=self.config.tz,
+            timeout_s=p.request_timeout_s,
+            sig_lowercase=p.sig_lowercase,
+            clock=self._clock,
+        )
+
+    def _uploader(self, db: Database, outbox: Outbox, send: Sender) -> Uploader:
+        policy = RetryPolicy(self.config.province.retry_initial_s, self.config.province.retry_max_s)
+        return Uploader(db, outbox, send, policy=policy, on_accepted=ACCEPT_HOOKS, clock=self._clock)
+
+    async def _start_pull_api(self, db: Database) -> web.AppRunner:
+        app = build_pull_app(self.config, db, clock=self._clock)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        host, port = self.config.pull_api.host_port
+        await web.TCPSite(runner, host, port).start()
+        self.pull_port = _bound_port(runner)
+        return runner
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        interval = systemd.watchdog_interval_s()
+        while interval is not None and not stop.is_set():
+            self._notify("WATCHDOG=1")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def _maintenance(self, db: Database, outbox: Outbox, stop: asyncio.Event) -> None:
+        """Hourly: forget expired tokens and accepted pushes older than the retention."""
+        while not stop.is_set():
+            now = self._clock()
+            purged = await outbox.purge_sent(now - timedelta(days=self.config.retention.outbox_days))
+            async with db.transaction() as tx:
+                expired = await tokens.purge_expired(tx, now)
+            if purged or expired:
+                log.info("maintenance", extra={"outbox_purged": purged, "tokens_purged": expired})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_S)
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    address = runner.addresses[0]
+    return int(address[1])

@@ -1,0 +1,111 @@
+"""The ``edge-bridge`` command: ``run``, ``check-config``, ``outbox list|requeue``.
+
+Exit codes: 0 success, 1 runtime failure, 2 configuration error (systemd's RestartPreventExitStatus=2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_bridge import __version__
+from edge_bridge.app import App
+from edge_bridge.config import DEFAULT_PATH, Config, load_config_with_warnings
+from edge_bridge.config_check import EXIT_CONFIG, check_config
+from edge_bridge.errors import ConfigError, StoreError
+from edge_bridge.log import setup_logging
+from edge_bridge.store.db import open_database
+from edge_bridge.store.outbox import Outbox
+from edge_bridge.timeutil import utc_now
+
+log = logging.getLogger("edge_bridge")
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.config, sys.stdout, sys.stderr)
+    try:
+        config, warnings = load_config_with_warnings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.logging.level, config.logging.format)
+    for warning in warnings:
+        log.warning("config_warning", extra={"detail": warning})
+    try:
+        if args.command == "run":
+            return asyncio.run(_run(config))
+        return asyncio.run(_outbox(config, args))
+    except StoreError as exc:
+        log.error("store_failed", extra={"error": str(exc)})
+        return EXIT_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-bridge", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"edge-bridge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "run the daemon"), ("check-config", "validate the configuration file")):
+        _with_config(commands.add_parser(name, help=text))
+    outbox = _with_config(commands.add_parser("outbox", help="inspect or requeue pushes to the province"))
+    outbox.add_argument("action", choices=("list", "requeue"))
+    outbox.add_argument("--state", choices=("pending", "sent", "dead"), help="list: only rows in this state")
+    outbox.add_argument("--limit", type=int, default=50, help="list: at most this many rows (newest first)")
+    outbox.add_argument("--id", type=int, action="append", dest="ids", help="requeue: this dead row (repeatable)")
+    outbox.add_argument("--all", action="store_true", help="requeue: every dead row")
+    return parser
+
+
+def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--config", type=Path, default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})")
+    return parser
+
+
+async def _run(config: Config) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await App(config).run(stop)
+    except StoreError as exc:
+        log.error("store_failed", extra={"error": str(exc)})
+        return EXIT_FAILURE
+    except Exception:  # a dead loop ends the process non-zero; systemd restarts it
+        log.exception("crashed")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+async def _outbox(config: Config, args: argparse.Namespace) -> int:
+    db = await open_database(config.storage.path)
+    try:
+        outbox = Outbox(db)
+        if args.action == "requeue":
+            return await _requeue(outbox, args)
+        for row in await outbox.rows(args.state, args.limit):
+            when = (row.sent_at or row.next_attempt_at or row.created_at).isoformat(timespec="seconds")
+            reason = f"  {row.last_error}" if row.last_error else ""
+            print(f"{row.id:>7} {row.state:8} {row.attempts:>3} {when} {row.interface:28} {row.key}{reason}")
+        counts = await outbox.counts()
+        print("  ".join(f"{state}={n}" for state, n in sorted(counts.items())))
+        return EXIT_OK
+    finally:
+        await db.close()
+
+
+async def _requeue(outbox: Outbox, args: argparse.Namespace) -> int:
+    if not args.all and not args.ids:
+        print("error: outbox requeue needs --id N or --all", file=sys.stderr)
+        return EXIT_FAILURE
+    count = await outbox.requeue(None if args.all else args.ids, utc_now())
+    print(f"requeued {count} row(s); a running daemon picks them up within a minute")
+    return EXIT_OK

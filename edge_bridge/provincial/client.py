@@ -1,0 +1,243 @@
+"""The client side of the provincial protocol: token cache (D5), signed pushes, and what each answer means.
+
+``ProvinceClient.push(interface, payload_json)`` never raises for a failed push: it returns a :class:`PushResult`
+whose outcome is accepted, transient (retry with backoff), permanent (dead-letter) or token expired. The Sender
+seam of the uploader is exactly this method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from edge_bridge.domain.wiretime import format_timestamp
+from edge_bridge.errors import CodecError, PermanentUploadError, TransientUploadError
+from edge_bridge.provincial import codec
+from edge_bridge.provincial.crypto import Secrets
+from edge_bridge.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+
+QUERY_TOKEN = "query_token"
+ORDER_INFO = "notification_orderInfo"
+TRANSIENT_RETS = frozenset({codec.RET_BUSY, codec.RET_SYSTEM})
+PERMANENT_RETS = frozenset({codec.RET_SIGNATURE, codec.RET_ENVELOPE, codec.RET_DATA})
+TRANSIENT_HTTP = frozenset({408, 425, 429})
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    TOKEN_EXPIRED = "token_expired"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: Outcome
+    reason: str = ""
+    data: Mapping[str, Any] | None = None  # the decrypted response Data, when there is one
+
+
+# ---------------------------------------------------------------------------------------------------- pure
+
+
+def classify_http(status: int) -> PushResult | None:
+    """None for HTTP 200 (read the body); else what a non-200 status means (D17)."""
+    if status == 200:
+        return None
+    if status >= 500 or status in TRANSIENT_HTTP:
+        return PushResult(Outcome.TRANSIENT, f"HTTP {status}")
+    return PushResult(Outcome.PERMANENT, f"HTTP {status}")
+
+
+def classify_ret(interface: str, response: codec.Response, data: Mapping[str, Any] | None) -> PushResult:
+    """What a province answer means for a push (D10, D17)."""
+    where = f"Ret {response.ret}" + (f" ({response.msg})" if response.msg else "")
+    if response.ret == codec.RET_OK:
+        return _business_result(interface, data or {})
+    if response.ret == codec.RET_TOKEN:
+        return PushResult(Outcome.TOKEN_EXPIRED, where)
+    if response.ret in TRANSIENT_RETS:
+        return PushResult(Outcome.TRANSIENT, where)
+    return PushResult(Outcome.PERMANENT, where if response.ret in PERMANENT_RETS else f"unexpected {where}")
+
+
+def _business_result(interface: str, data: Mapping[str, Any]) -> PushResult:
+    if interface == ORDER_INFO:
+        confirm = _lenient_int(data.get("ConfirmResult"), -1)
+        if confirm == 0:
+            return PushResult(Outcome.ACCEPTED, data=data)
+        label = "disputed" if confirm == 1 else "not confirmed"
+        return PushResult(Outcome.PERMANENT, f"{label} (ConfirmResult {confirm!r})", data)
+    status = _lenient_int(data.get("Status"), 0)
+    if status == 0:
+        return PushResult(Outcome.ACCEPTED, data=data)
+    return PushResult(Outcome.PERMANENT, f"discarded by the province (Status {status!r})", data)
+
+
+def token_refresh_margin(lifetime_s: float) -> float:
+    """D5: refresh 5 minutes or 10% of the lifetime before expiry, whichever is less."""
+    return min(300.0, lifetime_s / 10)
+
+
+def _lenient_int(value: Any, default: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+# ---------------------------------------------------------------------------------------------------- client
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    refresh_at: datetime
+
+    def __repr__(self) -> str:
+        return f"_Token(refresh_at={self.refresh_at.isoformat()})"
+
+
+class ProvinceClient:
+    """Signed POSTs to ``base_url + interface`` with a cached access token."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        operator_id: str,
+        secrets: Secrets,
+        tz: ZoneInfo,
+        timeout_s: float = 10.0,
+        sig_lowercase: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._base_url = base_url.rstrip("/") + "/"
+        self._operator_id = operator_id
+        self._secrets = secrets
+        self._tz = tz
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._sig_lowercase = sig_lowercase
+        self._clock = clock
+        self._seq = codec.SeqCounter()
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self.tokens_fetched = 0
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def push(self, interface: str, payload_json: bytes) -> PushResult:
+        """Deliver one push; on Ret 4002 refresh the token and retry once (D5)."""
+        try:
+            token = await self._current_token()
+            result = await self._push_once(interface, payload_json, token)
+            if result.outcome is Outcome.TOKEN_EXPIRED:
+                self._forget(token)
+                result = await self._push_once(interface, payload_json, await self._current_token())
+        except TransientUploadError as exc:
+            return PushResult(Outcome.TRANSIENT, str(exc))
+        except PermanentUploadError as exc:
+            return PushResult(Outcome.PERMANENT, str(exc))
+        if result.outcome is Outcome.TOKEN_EXPIRED:
+            return PushResult(Outcome.TRANSIENT, f"{result.reason} again after a token refresh")
+        return result
+
+    async def _push_once(self, interface: str, payload_json: bytes, token: str) -> PushResult:
+        status, body = await self._post(interface, payload_json, token)
+        early = classify_http(status)
+        if early is not None:
+            return early
+        try:
+            response = codec.parse_response(body)
+        except CodecError as exc:
+            return PushResult(Outcome.TRANSIENT, f"unreadable answer: {exc}")
+        try:
+            data = codec.open_response(response, self._secrets)
+        except CodecError as exc:
+            return PushResult(Outcome.PERMANENT, f"answer rejected: {exc}")
+        return classify_ret(interface, response, data)
+
+    # ------------------------------------------------------------------------------------------------ tokens
+
+    async def _current_token(self) -> str:
+        async with self._token_lock:  # one refresh at a time (D5)
+            if self._token is None or self._clock() >= self._token.refresh_at:
+                self._token = await self._fetch_token()
+            return self._token.value
+
+    def _forget(self, token: str) -> None:
+        if self._token is not None and self._token.value == token:
+            self._token = None
+
+    async def _fetch_token(self) -> _Token:
+        payload = {"OperatorID": self._operator_id, "OperatorSecret": self._secrets.operator_secret}
+        status, body = await self._post(QUERY_TOKEN, codec.dumps(payload), None)
+        data = self._token_answer(status, body)
+        if _lenient_int(data.get("SuccStat"), 1) != 0 or not isinstance(data.get("AccessToken"), str):
+            reason = _lenient_int(data.get("FailReason"), -1)
+            raise TransientUploadError(f"query_token refused (FailReason {reason}): check operator_id and secrets")
+        lifetime = _lenient_int(data.get("TokenAvailableTime"), 0)
+        if lifetime <= 0:
+            raise TransientUploadError("query_token answered no usable TokenAvailableTime")
+        self.tokens_fetched += 1
+        log.info("token_fetched", extra={"lifetime_s": lifetime})
+        refresh_at = self._clock() + timedelta(seconds=lifetime - token_refresh_margin(lifetime))
+        return _Token(data["AccessToken"], refresh_at)
+
+    def _token_answer(self, status: int, body: bytes) -> Mapping[str, Any]:
+        if status != 200:
+            raise TransientUploadError(f"query_token: HTTP {status}")
+        try:
+            response = codec.parse_response(body)
+            data = codec.open_response(response, self._secrets)
+        except CodecError as exc:
+            raise TransientUploadError(f"query_token: {exc}") from None
+        if response.ret != codec.RET_OK or data is None:
+            raise TransientUploadError(f"query_token: Ret {response.ret}")
+        return data
+
+    # ------------------------------------------------------------------------------------------------ HTTP
+
+    async def _post(self, interface: str, payload_json: bytes, token: str | None) -> tuple[int, bytes]:
+        now = self._clock()
+        envelope = codec.encode_request_json(
+            payload_json,
+            operator_id=self._operator_id,
+            secrets=self._secrets,
+            timestamp=format_timestamp(now, self._tz),
+            seq=self._seq.next(now),
+            lowercase_sig=self._sig_lowercase,
+        )
+        headers = {"Content-Type": "application/json;charset=utf-8"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            session = self._ensure_session()
+            async with session.post(
+                self._base_url + interface, data=codec.dumps(envelope.as_body()), headers=headers
+            ) as reply:
+                return reply.status, await reply.read()
+        except TimeoutError:
+            raise TransientUploadError(f"{interface}: no answer within {self._timeout.total} s") from None
+        except aiohttp.ClientError as exc:
+            raise TransientUploadError(f"{interface}: {type(exc).__name__}: {exc}") from None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session

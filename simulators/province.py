@@ -1,0 +1,701 @@
+"""A strict mock of the Shandong provincial platform, and a client that calls our pull API as the province does.
+
+``MockProvince`` serves ``query_token`` and the four pushes over real HTTP with the real envelope (D1), checks every
+request in the D6 order and records what it saw; ``problems()`` lists everything a strict province would object to.
+Faults (a Ret, an HTTP status, a stall, a down window) can be injected in-process or over ``/_mock/*``.
+
+``edge-bridge-sim-province serve`` runs it; ``edge-bridge-sim-province pull ...`` queries OUR pull API with ``pull()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import hmac
+import json
+import logging
+import signal
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from secrets import randbelow, token_urlsafe
+from typing import Any, Literal
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp import web
+
+from edge_bridge.config import Config, load_config
+from edge_bridge.domain.wiretime import TIMESTAMP, format_timestamp
+from edge_bridge.errors import CodecError, ConfigError
+from edge_bridge.provincial.codec import (
+    RET_DATA,
+    RET_ENVELOPE,
+    RET_OK,
+    RET_SIGNATURE,
+    RET_TOKEN,
+    RequestEnvelope,
+    SeqCounter,
+    decrypt_data,
+    encode_request,
+    encode_response,
+    open_response,
+    parse_request,
+    parse_response,
+    verify_request,
+)
+from edge_bridge.provincial.crypto import Secrets
+from simulators.province_checks import CHECKS, check_envelope_format, check_token_request
+
+log = logging.getLogger("simulators.province")
+
+TOKEN = "query_token"
+ORDER = "notification_orderInfo"
+PUSHES = tuple(CHECKS)
+INTERFACES = (TOKEN, *PUSHES)
+DEFAULT_PREFIX = "/evcsV2/trade/"
+OK_MSG = "请求成功"
+RET_TEXT = {
+    RET_SIGNATURE: "签名错误",
+    RET_TOKEN: "Token错误",
+    RET_ENVELOPE: "参数错误",
+    RET_DATA: "数据错误",
+    -1: "系统繁忙",
+}
+SEQ_MEMORY = 600  # TimeStamps remembered for the repeated-Seq check
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure. ``interface=None`` means any push (query_token is then affected only by "down")."""
+
+    kind: Literal["ret", "http", "stall", "down"]
+    interface: str | None = None
+    count: int = 1
+    ret: int = -1
+    status: int = 503
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("ret", "http", "stall", "down"):
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.interface is not None and self.interface not in INTERFACES:
+            raise ValueError(f"unknown interface {self.interface!r}")
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
+        if self.kind in ("stall", "down") and self.seconds <= 0:
+            raise ValueError(f"a {self.kind} fault needs seconds > 0")
+
+    def matches(self, interface: str) -> bool:
+        return self.interface == interface or (self.interface is None and interface in PUSHES)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request that reached an interface handler. ``ret`` is -1 when it was refused at the HTTP level."""
+
+    interface: str
+    data: dict[str, Any] | None
+    ret: int
+    accepted: bool
+    problems: tuple[str, ...]
+    at: datetime
+    duplicate: bool = False  # an order resent with identical content (answered ConfirmResult 0 again)
+    fault: str | None = None  # the kind of the injected fault that hit this request
+    http_status: int = 200
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ret: int
+    msg: str
+    payload: dict[str, Any] | None
+    accepted: bool = False
+    problems: tuple[str, ...] = ()
+    data: dict[str, Any] | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class _Active:
+    fault: Fault
+    remaining: int
+    until: float = 0.0  # monotonic end of a "down" window
+
+
+def _reject(ret: int, reason: str, problems: list[str], data: dict[str, Any] | None = None) -> _Outcome:
+    return _Outcome(ret, f"{RET_TEXT.get(ret, 'error')}: {reason}", None, False, tuple(problems), data)
+
+
+def _redact(interface: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if interface == TOKEN and data is not None and "OperatorSecret" in data:
+        return {**data, "OperatorSecret": "***"}
+    return data
+
+
+class MockProvince:
+    """The province's side of the protocol, strict, in-process. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        province_id: str,
+        operator_id: str,
+        secrets: Secrets,
+        tz: ZoneInfo,
+        token_ttl_s: int = 7200,
+        record_path: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        path_prefix: str = DEFAULT_PREFIX,
+        max_skew_s: float | None = 3600.0,
+        new_token: Callable[[], str] = lambda: token_urlsafe(32),
+    ) -> None:
+        self.province_id, self.operator_id, self.secrets, self.tz = province_id, operator_id, secrets, tz
+        self.token_ttl_s, self.record_path, self.max_skew_s = token_ttl_s, record_path, max_skew_s
+        self.path_prefix = "/" + path_prefix.strip("/") + "/"
+        self._clock, self._new_token = clock, new_token
+        self.received: list[Received] = []
+        self.tokens_issued = 0
+        self._arrival_order: list[int] = []
+        self._arrivals = 0
+        self._tokens: dict[str, datetime] = {}
+        self._orders: dict[str, dict[str, Any]] = {}
+        self._seqs: OrderedDict[str, set[str]] = OrderedDict()
+        self._faults: list[_Active] = []
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None  # the base URL while started
+        self._stopping = asyncio.Event()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        record_path: Path | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        max_skew_s: float | None = 3600.0,
+    ) -> MockProvince:
+        """The province the config points at: its id, OUR id, the shared secrets, the site time zone."""
+        p = config.province
+        secrets = Secrets(*(p.secret(n) for n in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")))
+        return cls(
+            province_id=p.operator_id,
+            operator_id=config.operator.id,
+            secrets=secrets,
+            tz=config.tz,
+            token_ttl_s=p.token_ttl_s,
+            record_path=record_path,
+            path_prefix=urlparse(p.base_url).path or DEFAULT_PREFIX,
+            clock=clock,
+            max_skew_s=max_skew_s,
+        )
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application()
+        app.router.add_route("*", self.path_prefix + "{interface}", self._on_interface)
+        app.router.add_post("/_mock/faults", self._on_fault)
+        app.router.add_post("/_mock/expire_tokens", self._on_expire)
+        app.router.add_get("/_mock/received", self._on_received)
+        app.router.add_get("/_mock/problems", self._on_problems)
+        self._stopping.clear()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_port = self._runner.addresses[0][1]
+        self.url = f"http://{host}:{bound_port}{self.path_prefix}"
+        return self.url
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------------------------------------ inspection
+
+    def problems(self) -> list[str]:
+        return [f"{r.interface}: {p}" for r in self.received for p in r.problems]
+
+    def accepted(self, interface: str) -> list[dict[str, Any]]:
+        return [r.data for r in self.received if r.interface == interface and r.accepted and r.data is not None]
+
+    def inject(self, fault: Fault) -> None:
+        until = time.monotonic() + fault.seconds if fault.kind == "down" else 0.0
+        self._faults.append(_Active(fault, fault.count, until))
+
+    def expire_tokens(self) -> None:
+        expired = self._clock() - timedelta(seconds=1)
+        self._tokens = dict.fromkeys(self._tokens, expired)
+
+    # ------------------------------------------------------------------------------------------------ HTTP
+
+    async def _on_interface(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["interface"]
+        if name not in INTERFACES:
+            raise web.HTTPNotFound()
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        arrival, at = self._arrivals, self._clock()
+        self._arrivals += 1
+        body = await request.read()
+        fault = self._take_fault(name)
+        if fault is not None and fault.kind in ("down", "http"):
+            status = 503 if fault.kind == "down" else fault.status
+            self._record(
+                arrival, Received(name, self._peek_body(name, body), -1, False, (), at, False, fault.kind, status)
+            )
+            return web.Response(status=status, text=f"mock province: injected {fault.kind} fault")
+        if fault is not None and fault.kind == "ret":
+            outcome = _Outcome(fault.ret, RET_TEXT.get(fault.ret, "injected"), None, data=self._peek_body(name, body))
+        else:
+            if fault is not None:  # a stall: wait, then answer normally
+                await self._stall(fault.seconds)
+            outcome = self._handle(name, body, request.headers)
+        kind = fault.kind if fault is not None else None
+        self._record(
+            arrival,
+            Received(name, outcome.data, outcome.ret, outcome.accepted, outcome.problems, at, outcome.duplicate, kind),
+        )
+        response = encode_response(outcome.ret, outcome.msg, outcome.payload, self.secrets)
+        return web.json_response(response.as_body(), dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+    def _take_fault(self, interface: str) -> Fault | None:
+        now = time.monotonic()
+        self._faults = [a for a in self._faults if a.fault.kind != "down" or a.until > now]
+        for active in self._faults:
+            if active.fault.kind == "down":
+                return active.fault
+        for active in self._faults:
+            if active.fault.matches(interface):
+                active.remaining -= 1
+                if active.remaining <= 0:
+                    self._faults.remove(active)
+                return active.fault
+        return None
+
+    async def _stall(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _record(self, arrival: int, received: Received) -> None:
+        index = bisect.bisect(self._arrival_order, arrival)
+        self._arrival_order.insert(index, arrival)
+        self.received.insert(index, received)
+        problems = "; ".join(received.problems)
+        log.info(
+            "province %s ret=%s accepted=%s%s%s",
+            received.interface,
+            received.ret,
+            received.accepted,
+            f" fault={received.fault}" if received.fault else "",
+            f" problems: {problems}" if problems else "",
+        )
+        if self.record_path is not None:
+            self._append_record(self.record_path, self._jsonable(received))
+
+    @staticmethod
+    def _append_record(path: Path, entry: dict[str, Any]) -> None:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+
+    def _jsonable(self, received: Received) -> dict[str, Any]:
+        entry = asdict(received)
+        entry["time"] = entry.pop("at").astimezone(self.tz).isoformat()
+        entry["problems"] = list(received.problems)
+        return entry
+
+    # ------------------------------------------------------------------------------------------------ D6 pipeline
+
+    def _handle(self, name: str, body: bytes, headers: Mapping[str, str]) -> _Outcome:
+        problems = self._content_type_problems(headers)
+        try:
+            envelope = parse_request(body)
+        except CodecError as exc:
+            return _reject(exc.ret, str(exc), [*problems, str(exc)])
+        data = self._peek(name, envelope)
+        if envelope.operator_id != self.operator_id:
+            reason = f"OperatorID {envelope.operator_id!r} is not the operator {self.operator_id!r}"
+            return _reject(RET_ENVELOPE, reason, [*problems, reason], data)
+        if name != TOKEN:
+            refused = self._token_refusal(headers.get("Authorization"))
+            if refused is not None:
+                return _reject(RET_TOKEN, refused[0], problems + refused[1], data)
+        try:
+            verify_request(envelope, self.secrets)
+        except CodecError as exc:
+            return _reject(RET_SIGNATURE, str(exc), [*problems, str(exc)], data)
+        problems += self._envelope_problems(envelope)
+        try:
+            payload = decrypt_data(envelope.data, self.secrets)
+        except CodecError as exc:
+            return _reject(RET_DATA, str(exc), [*problems, str(exc)])
+        business = (check_token_request if name == TOKEN else CHECKS[name])(payload, self.operator_id)
+        if business:
+            return _reject(RET_DATA, "; ".join(business[:3]), problems + business, data)
+        if name == TOKEN:
+            return self._token_answer(payload, problems, data)
+        if name == ORDER:
+            return self._order_answer(payload, problems, data)
+        return _Outcome(RET_OK, OK_MSG, {"Status": 0}, True, tuple(problems), data)
+
+    @staticmethod
+    def _content_type_problems(headers: Mapping[str, str]) -> list[str]:
+        content_type = headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return [f"Content-Type {content_type!r} is not application/json;charset=utf-8"]
+        return []
+
+    def _peek(self, name: str, envelope: RequestEnvelope) -> dict[str, Any] | None:
+        try:
+            return _redact(name, decrypt_data(envelope.data, self.secrets))
+        except CodecError:
+            return None
+
+    def _peek_body(self, name: str, body: bytes) -> dict[str, Any] | None:
+        try:
+            return self._peek(name, parse_request(body))
+        except CodecError:
+            return None
+
+    def _token_refusal(self, header: str | None) -> tuple[str, list[str]] | None:
+        """None when the Bearer token is valid; else (reason, problems). An expired token is not a problem."""
+        if header is None:
+            return "no Authorization header", ["Authorization header is missing"]
+        scheme, _, token = header.partition(" ")
+        if scheme != "Bearer" or not token or token != "".join(token.split()):
+            return "malformed Authorization", ["Authorization must be 'Bearer <token>' with exactly one space"]
+        expires = self._tokens.get(token)
+        if expires is None:
+            return "unknown token", ["Bearer token was never issued by this province"]
+        if expires <= self._clock():
+            return "token expired", []
+        return None
+
+    def _envelope_problems(self, envelope: RequestEnvelope) -> list[str]:
+        problems = check_envelope_format(envelope.timestamp, envelope.seq)
+        if envelope.sig != envelope.sig.upper():
+            problems.append("Sig is lowercase hex; a strict province requires uppercase (D1)")
+        seen = self._seqs.setdefault(envelope.timestamp, set())
+        if envelope.seq in seen:
+            problems.append(f"Seq {envelope.seq} repeated within TimeStamp {envelope.timestamp} (D2)")
+        seen.add(envelope.seq)
+        while len(self._seqs) > SEQ_MEMORY:
+            self._seqs.popitem(last=False)
+        return problems + self._skew_problems(envelope.timestamp)
+
+    def _skew_problems(self, timestamp: str) -> list[str]:
+        if self.max_skew_s is None:
+            return []
+        try:
+            sent = datetime.strptime(timestamp, TIMESTAMP).replace(tzinfo=self.tz)
+        except ValueError:
+            return []
+        skew = (sent - self._clock()).total_seconds()
+        if abs(skew) > self.max_skew_s:
+            return [f"TimeStamp {timestamp} is {skew:+.0f} s off the province clock (local time of {self.tz}, D3)"]
+        return []
+
+    def _token_answer(self, payload: dict[str, Any], problems: list[str], data: Any) -> _Outcome:
+        fail = 0
+        if payload["OperatorID"] != self.operator_id:
+            fail = 1
+            problems.append(f"query_token refused, FailReason 1: unknown OperatorID {payload['OperatorID']!r}")
+        elif not hmac.compare_digest(payload["OperatorSecret"].encode(), self.secrets.operator_secret.encode()):
+            fail = 2
+            problems.append("query_token refused, FailReason 2: wrong OperatorSecret")
+        answer = {
+            "OperatorID": self.province_id,
+            "SuccStat": 1 if fail else 0,
+            "AccessToken": "",
+            "TokenAvailableTime": 0,
+            "FailReason": fail,
+        }
+        if not fail:
+            token = self._new_token()
+            self._tokens[token] = self._clock() + timedelta(seconds=self.token_ttl_s)
+            self.tokens_issued += 1
+            answer.update(AccessToken=token, TokenAvailableTime=self.token_ttl_s)
+        return _Outcome(RET_OK, OK_MSG, answer, not fail, tuple(problems), data)
+
+    def _order_answer(self, payload: dict[str, Any], problems: list[str], data: Any) -> _Outcome:
+        seq = payload["StartChargeSeq"]
+        previous = self._orders.setdefault(seq, payload)
+        duplicate = previous is not payload and previous == payload
+        result = 0
+        if previous is not payload and previous != payload:
+            result = 1
+            differ = sorted(k for k in previous.keys() | payload.keys() if previous.get(k) != payload.get(k))
+            problems.append(f"StartChargeSeq {seq} was accepted before with different {', '.join(differ)}")
+        answer = {"StartChargeSeq": seq, "ConnectorID": payload["ConnectorID"], "ConfirmResult": result}
+        return _Outcome(RET_OK, OK_MSG, answer, result == 0, tuple(problems), data, duplicate)
+
+    # ------------------------------------------------------------------------------------------------ control API
+
+    async def _on_fault(self, request: web.Request) -> web.Response:
+        try:
+            fields = json.loads(await request.read())
+            fault = Fault(**fields)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        self.inject(fault)
+        return web.json_response({"ok": True})
+
+    async def _on_expire(self, request: web.Request) -> web.Response:
+        self.expire_tokens()
+        return web.json_response({"expired": len(self._tokens)})
+
+    async def _on_received(self, request: web.Request) -> web.Response:
+        entries = [self._jsonable(r) for r in self.received]
+        return web.json_response(entries, dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str))
+
+    async def _on_problems(self, request: web.Request) -> web.Response:
+        return web.json_response(self.problems(), dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+# ---------------------------------------------------------------------------------------------------- pull client
+
+
+class PullError(Exception):
+    """The pull could not be completed: refused token, HTTP error or an unreadable answer."""
+
+
+@dataclass
+class _Caller:
+    session: aiohttp.ClientSession
+    base_url: str
+    province_id: str
+    secrets: Secrets
+    tz: ZoneInfo
+    clock: Callable[[], datetime]
+    timeout: aiohttp.ClientTimeout
+    seq: SeqCounter = field(default_factory=SeqCounter)
+
+    async def post(self, interface: str, data: Any, token: str | None) -> tuple[int, str, dict[str, Any] | None]:
+        now = self.clock()
+        envelope = encode_request(
+            data,
+            operator_id=self.province_id,
+            secrets=self.secrets,
+            timestamp=format_timestamp(now, self.tz),
+            seq=self.seq.next(now),
+        )
+        headers = {"Content-Type": "application/json;charset=utf-8"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        url = self.base_url.rstrip("/") + "/" + interface
+        body = json.dumps(envelope.as_body()).encode()
+        async with self.session.post(url, data=body, headers=headers, timeout=self.timeout) as resp:
+            raw = await resp.read()
+            if resp.status != 200:
+                raise PullError(f"{url}: HTTP {resp.status}")
+        try:
+            response = parse_response(raw)
+            return response.ret, response.msg, open_response(response, self.secrets)
+        except CodecError as exc:
+            raise PullError(f"{url}: {exc}") from exc
+
+
+async def pull(
+    base_url: str,
+    interface: str,
+    data: Any,
+    *,
+    province_id: str,
+    secrets: Secrets,
+    session: aiohttp.ClientSession | None = None,
+    token: str | None = None,
+    tz: ZoneInfo | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    timeout_s: float = 10.0,
+) -> tuple[int, str, dict[str, Any] | None]:
+    """Call one interface of an operator's pull API as the province: fetch a token first (unless ``interface``
+    is query_token or ``token`` is given), then POST the query. Returns (Ret, Msg, decrypted Data or None).
+
+    Raises PullError when the token is refused (SuccStat 1) or the answer is not a readable envelope; connection
+    errors are aiohttp's.
+    """
+    own = session is None
+    session = session if session is not None else aiohttp.ClientSession()
+    caller = _Caller(
+        session,
+        base_url,
+        province_id,
+        secrets,
+        tz or ZoneInfo("Asia/Shanghai"),
+        clock,
+        aiohttp.ClientTimeout(total=timeout_s),
+    )
+    try:
+        if interface != TOKEN and token is None:
+            query = {"OperatorID": province_id, "OperatorSecret": secrets.operator_secret}
+            ret, msg, answer = await caller.post(TOKEN, query, None)
+            if ret != RET_OK:
+                return ret, msg, answer
+            if not answer or answer.get("SuccStat") != 0 or not answer.get("AccessToken"):
+                reason = (answer or {}).get("FailReason")
+                raise PullError(f"query_token refused: SuccStat {(answer or {}).get('SuccStat')} FailReason {reason}")
+            token = str(answer["AccessToken"])
+        return await caller.post(interface, data, token)
+    finally:
+        if own:
+            await session.close()
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+QUERIES = {
+    "token": TOKEN,
+    "stations": "query_stations_info",
+    "status": "query_station_status",
+    "stats": "query_station_stats",
+    "policy": "query_equip_business_policy",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-bridge-sim-province", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the mock province until SIGINT/SIGTERM")
+    serve.add_argument("--config", required=True, type=Path)
+    serve.add_argument("--listen", help="HOST:PORT (default: host and port of [province].base_url)")
+    serve.add_argument("--record", type=Path, help="append one JSON line per request to this file")
+    query = commands.add_parser("pull", help="call OUR pull API as the province and print the answer")
+    query.add_argument("query", choices=sorted(QUERIES))
+    query.add_argument("--config", required=True, type=Path)
+    query.add_argument("--url", help="pull API base URL (default: from [pull_api])")
+    query.add_argument("--station")
+    query.add_argument("--connector")
+    query.add_argument("--start", help="yyyy-MM-dd")
+    query.add_argument("--end", help="yyyy-MM-dd")
+    query.add_argument("--page", type=int, default=1)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        return asyncio.run(_serve(config, args))
+    return asyncio.run(_pull_command(config, args))
+
+
+def _split_host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def _serve(config: Config, args: argparse.Namespace) -> int:
+    base = urlparse(config.province.base_url)
+    host, port = _split_host_port(args.listen) if args.listen else (base.hostname or "127.0.0.1", base.port or 80)
+    province = MockProvince.from_config(config, record_path=args.record)
+    try:
+        url = await province.start(host, port)
+    except OSError as exc:
+        print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    log.info("mock province listening on %s", url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await province.stop()
+    return 0
+
+
+def _default_pull_url(config: Config) -> str:
+    host, port = config.pull_api.host_port
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - mapping a wildcard to loopback
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{config.pull_api.path_prefix}"
+
+
+def default_query(config: Config, args: argparse.Namespace, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The interface and Data for one ``pull`` sub-command, defaults filled from the config."""
+    province_id = config.province.operator_id
+    today = now.astimezone(config.tz).strftime("%Y-%m-%d")
+    first_station = config.stations[0]
+    data: dict[str, Any]
+    if args.query == "token":
+        data = {"OperatorID": province_id, "OperatorSecret": config.province.secret("operator_secret")}
+    elif args.query == "stations":
+        data = {"PageNo": args.page, "PageSize": 10}
+    elif args.query == "status":
+        data = {"StationIDs": [args.station] if args.station else [s.station_id for s in config.stations]}
+    elif args.query == "stats":
+        start = args.start or today
+        data = {"StationID": args.station or first_station.station_id, "StartTime": start, "EndTime": args.end or start}
+    else:
+        connector = args.connector or first_station.chargers[0].connectors[0].connector_id
+        biz_seq = f"{province_id}{format_timestamp(now, config.tz)}{randbelow(10000):04d}"
+        data = {"EquipBizSeq": biz_seq, "ConnectorID": connector}
+    return QUERIES[args.query], data
+
+
+async def _pull_command(config: Config, args: argparse.Namespace) -> int:
+    base_url = args.url or _default_pull_url(config)
+    interface, data = default_query(config, args, utc_now())
+    p = config.province
+    secrets = Secrets(*(p.secret(n) for n in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")))
+    try:
+        ret, msg, answer = await pull(
+            base_url,
+            interface,
+            data,
+            province_id=p.operator_id,
+            secrets=secrets,
+            tz=config.tz,
+            timeout_s=p.request_timeout_s,
+        )
+    except PullError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        print(f"error: cannot call {base_url}{interface}: {detail}", file=sys.stderr)
+        return 1
+    if ret != RET_OK:
+        print(f"Ret {ret}: {msg}", file=sys.stderr)
+        return 1
+    print(pretty_json(answer))
+    return 0
+
+
+def pretty_json(value: Any, indent: int = 0) -> str:
+    """Indented JSON with non-ASCII kept and Decimals written as the exact numbers they are."""
+    pad, inner = "  " * indent, "  " * (indent + 1)
+    if isinstance(value, dict) and value:
+        items = (
+            f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {pretty_json(v, indent + 1)}" for k, v in value.items()
+        )
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and value:
+        return "[\n" + ",\n".join(f"{inner}{pretty_json(v, indent + 1)}" for v in value) + f"\n{pad}]"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return json.dumps(value, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The daemon as systemd runs it: a real process, sd_notify on a real datagram socket, SIGTERM, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_bridge import systemd
+from edge_bridge.cli import main
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(10)
+    yield sock
+    sock.close()
+
+
+def test_notify_sends_the_state_to_the_socket(notify_socket: socket.socket) -> None:
+    assert systemd.notify("READY=1", notify_socket.getsockname())
+    assert notify_socket.recv(100) == b"READY=1"
+
+
+def test_notify_reaches_an_abstract_socket() -> None:
+    name = f"edge-bridge-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        assert systemd.notify("STOPPING=1", "@" + name)
+        assert sock.recv(100) == b"STOPPING=1"
+
+
+def test_notify_is_a_no_op_without_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert systemd.notify("READY=1") is False
+
+
+def test_notify_to_a_missing_socket_is_reported_not_raised(tmp_path: Path) -> None:
+    assert systemd.notify("READY=1", str(tmp_path / "absent")) is False
+
+
+def test_watchdog_interval_is_half_of_what_systemd_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert systemd.watchdog_interval_s() == 30.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert systemd.watchdog_interval_s() is None
+
+
+def _start(config: Path, notify: socket.socket) -> subprocess.Popen[str]:
+    env = {**os.environ, "NOTIFY_SOCKET": notify.getsockname()}
+    command = [sys.executable, "-m", "edge_bridge", "run", "--config", str(config)]
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_daemon_signals_ready_and_stops_cleanly_within_5_s(
+    write_config: Callable[..., Path], notify_socket: socket.socket, signum: int
+) -> None:
+    process = _start(write_config(), notify_socket)
+    try:
+        assert notify_socket.recv(100) == b"READY=1"
+        sent = time.monotonic()
+        process.send_signal(signum)
+        assert process.wait(timeout=5) == 0
+        assert time.monotonic() - sent < 5
+        assert notify_socket.recv(100) == b"STOPPING=1"
+    finally:
+        process.kill()
+        _, stderr = process.communicate()
+    events = [line["event"] for line in _json_lines(stderr)]
+    assert events[0] == "station_info_checked" and "started" in events and events[-1] == "stopped"
+
+
+def test_the_log_never_shows_the_secrets(write_config: Callable[..., Path], notify_socket: socket.socket) -> None:
+    config = write_config()
+    process = _start(config, notify_socket)
+    try:
+        assert notify_socket.recv(100) == b"READY=1"
+        time.sleep(1.5)  # the province is unreachable: let the uploader log a retry or two
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=5)
+    finally:
+        process.kill()
+        _, stderr = process.communicate()
+    assert "push_retry" in stderr
+    for secret in ("OpSecret16Chars!", "DataSecret16Char", "DataSecretIV16Ch", "SigSecret16Chars"):
+        assert secret not in stderr
+
+
+def test_a_config_error_exits_2_before_anything_starts(write_config: Callable[..., Path]) -> None:
+    path = write_config(lambda raw: raw["province"].update(sig_secret="fifteen-chars!!"))
+    assert main(["run", "--config", str(path)]) == 2
+
+
+def test_check_config_exit_codes_through_the_command(write_config: Callable[..., Path]) -> None:
+    assert main(["check-config", "--config", str(write_config())]) == 0
+    bad = write_config(lambda raw: raw["site"].update(timezone="Mars/Olympus"), name="bad.toml")
+    assert main(["check-config", "--config", str(bad)]) == 2
+
+
+def test_an_unusable_database_path_exits_1(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("not a directory")
+    path = write_config(lambda raw: raw["storage"].update(path=str(tmp_path / "blocker" / "db.sqlite")))
+    assert main(["run", "--config", str(path)]) == 1

@@ -1,0 +1,108 @@
+"""Issued tokens (hashed, expiring) and accepted StationInfo snapshots on a real SQLite file."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.snapshots import accepted_station_info, set_accepted_station_info
+from edge_bridge.store.tokens import purge_expired, save_token, token_hash, token_valid
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+TOKEN = "tok-3f9a1c77-plain-secret-value"
+
+
+def disk_bytes(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(folder.iterdir()))
+
+
+Opener = Callable[[Path], Awaitable[Database]]
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[Opener]:
+    """open_database that closes whatever it opened at teardown, so a failing test cannot hang the run."""
+    databases: list[Database] = []
+
+    async def open_(path: Path) -> Database:
+        databases.append(await open_database(path))
+        return databases[-1]
+
+    yield open_
+    for database in databases:
+        await database.close()
+
+
+@pytest.fixture
+async def db(opened: Opener, tmp_path: Path) -> Database:
+    return await opened(tmp_path / "edge.db")
+
+
+async def test_token_valid_until_it_expires(db: Database) -> None:
+    async with db.transaction() as tx:
+        await save_token(tx, TOKEN, T0, T0 + HOUR)
+    async with db.read() as tx:
+        assert await token_valid(tx, TOKEN, T0)
+        assert await token_valid(tx, TOKEN, T0 + HOUR - timedelta(microseconds=1))
+        assert not await token_valid(tx, TOKEN, T0 + HOUR)
+        assert not await token_valid(tx, "some-other-token", T0)
+
+
+async def test_saving_a_token_again_extends_it(db: Database) -> None:
+    async with db.transaction() as tx:
+        await save_token(tx, TOKEN, T0, T0 + HOUR)
+        await save_token(tx, TOKEN, T0 + HOUR, T0 + 2 * HOUR)
+    async with db.read() as tx:
+        assert await token_valid(tx, TOKEN, T0 + HOUR)
+
+
+async def test_purge_expired(db: Database) -> None:
+    async with db.transaction() as tx:
+        await save_token(tx, "old", T0, T0 + HOUR)
+        await save_token(tx, "new", T0, T0 + 2 * HOUR)
+    async with db.transaction() as tx:
+        assert await purge_expired(tx, T0 + HOUR) == 1
+    async with db.read() as tx:
+        rows = await tx.fetchall("SELECT token_hash FROM issued_tokens")
+    assert [row[0] for row in rows] == [token_hash("new")]
+
+
+async def test_only_the_hash_reaches_the_disk(opened: Opener, tmp_path: Path) -> None:
+    database = await opened(tmp_path / "edge.db")
+    async with database.transaction() as tx:
+        await save_token(tx, TOKEN, T0, T0 + HOUR)
+    written = disk_bytes(tmp_path)  # db, -wal, -shm while open
+    await database.close()
+    written += disk_bytes(tmp_path)  # db after the closing checkpoint
+    assert token_hash(TOKEN) == hashlib.sha256(TOKEN.encode()).hexdigest()
+    assert token_hash(TOKEN).encode() in written
+    assert TOKEN.encode() not in written
+
+
+async def test_station_info_absent_then_set_then_replaced(db: Database) -> None:
+    async with db.transaction() as tx:
+        assert await accepted_station_info(tx, "S1") is None
+        await set_accepted_station_info(tx, "S1", '{"v": 1}', T0)
+        await set_accepted_station_info(tx, "S1", '{"v": 2}', T0 + HOUR)
+        await set_accepted_station_info(tx, "S2", '{"v": 9}', T0)
+    async with db.read() as tx:
+        assert await accepted_station_info(tx, "S1") == '{"v": 2}'
+        assert await accepted_station_info(tx, "S2") == '{"v": 9}'
+        row = await tx.fetchone("SELECT accepted_at FROM accepted_station_info WHERE station_id = 'S1'")
+    assert row is not None
+    assert row[0] == "2024-05-01T09:00:00.000000Z"
+
+
+async def test_station_info_survives_reopen(opened: Opener, tmp_path: Path) -> None:
+    first = await opened(tmp_path / "edge.db")
+    async with first.transaction() as tx:
+        await set_accepted_station_info(tx, "S1", '{"v": 1}', T0)
+    await first.close()
+    async with (await opened(tmp_path / "edge.db")).read() as tx:
+        assert await accepted_station_info(tx, "S1") == '{"v": 1}'

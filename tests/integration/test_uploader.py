@@ -1,0 +1,194 @@
+"""The outbox drain: per-key order, parallel keys, D17 retry policy, dead letters, wake-ups, drain.
+
+A plain async function stands in for the network sender; the store is a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_bridge.provincial.client import Outcome, PushResult
+from edge_bridge.provincial.uploader import RetryPolicy, Uploader, drain
+from edge_bridge.store.db import Database, Tx, open_database
+from edge_bridge.store.outbox import Outbox, OutboxRow
+from edge_bridge.timeutil import utc_now
+
+FAST = RetryPolicy(initial_s=0.02, max_s=0.1, jitter=0.0)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(tmp_path / "outbox.db")
+    yield database
+    await database.close()
+
+
+async def enqueue(
+    db: Database, outbox: Outbox, key: str, n: int, interface: str = "notification_stationStatus"
+) -> None:
+    async with db.transaction() as tx:
+        for i in range(n):
+            await outbox.enqueue(tx, interface, key, json.dumps({"key": key, "n": i}), utc_now())
+
+
+class Recorder:
+    """A sender that answers from a script per (key, n) and records what it was sent."""
+
+    def __init__(self, script: Mapping[tuple[str, int], list[Outcome]] | None = None, delay: float = 0.0) -> None:
+        self.sent: list[tuple[str, int]] = []
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.delay = delay
+        self.concurrent = 0
+        self.max_concurrent = 0
+
+    async def __call__(self, interface: str, payload: bytes) -> PushResult:
+        doc = json.loads(payload)
+        item = (doc["key"], doc["n"])
+        self.concurrent += 1
+        self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.concurrent -= 1
+        self.sent.append(item)
+        outcomes = self.script.get(item)
+        outcome = outcomes.pop(0) if outcomes else Outcome.ACCEPTED
+        return PushResult(outcome, "" if outcome is Outcome.ACCEPTED else f"scripted {outcome.value}", {"Status": 0})
+
+
+async def run_until(uploader: Uploader, done: Any, timeout: float = 5.0) -> None:
+    task = asyncio.create_task(uploader.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.sleep(0.01)
+    finally:
+        await drain(uploader, task, 2.0)
+
+
+def test_retry_policy_doubles_from_one_second_to_a_five_minute_cap() -> None:
+    policy = RetryPolicy()
+    assert [policy.delay(n, 0.5) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert policy.delay(9, 0.5) == 256.0 and policy.delay(10, 0.5) == 300.0 and policy.delay(500, 0.99) == 300.0
+
+
+def test_retry_policy_jitter_stays_within_its_band() -> None:
+    policy = RetryPolicy(jitter=0.2)
+    assert policy.delay(3, 0.0) == pytest.approx(3.2) and policy.delay(3, 0.999999) == pytest.approx(4.8, abs=1e-4)
+
+
+async def test_rows_of_one_key_go_out_in_order_and_keys_in_parallel(db: Database) -> None:
+    outbox = Outbox(db)
+    for key in ("A", "B", "C"):
+        await enqueue(db, outbox, key, 4)
+    sender = Recorder(delay=0.02)
+    uploader = Uploader(db, outbox, sender, policy=FAST, concurrency=3)
+    await run_until(uploader, lambda: len(sender.sent) == 12)
+    for key in ("A", "B", "C"):
+        assert [n for k, n in sender.sent if k == key] == [0, 1, 2, 3]
+    assert sender.max_concurrent == 3
+    assert (await outbox.counts())["sent"] == 12
+
+
+async def test_a_transient_failure_backs_off_and_holds_back_its_key_only(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 2)
+    await enqueue(db, outbox, "B", 1)
+    sender = Recorder({("A", 0): [Outcome.TRANSIENT, Outcome.TRANSIENT]})
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    await run_until(uploader, lambda: ("A", 1) in sender.sent)
+    assert [item for item in sender.sent if item[0] == "A"] == [("A", 0), ("A", 0), ("A", 0), ("A", 1)]
+    assert sender.sent.index(("B", 0)) < sender.sent.index(("A", 1))
+    first = (await outbox.rows("sent", 10))[-1]
+    assert (first.key, first.attempts) == ("A", 3)
+
+
+async def test_a_permanent_failure_dead_letters_with_its_reason_and_frees_the_key(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 2)
+    sender = Recorder({("A", 0): [Outcome.PERMANENT]})
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    await run_until(uploader, lambda: len(sender.sent) == 2)
+    dead = await outbox.rows("dead")
+    assert [(json.loads(r.payload)["n"], r.last_error) for r in dead] == [(0, "scripted permanent")]
+    assert await outbox.requeue(None, utc_now()) == 1
+
+
+async def test_the_accept_hook_runs_in_the_transaction_that_marks_the_row_sent(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "S1", 1, interface="notification_stationInfo")
+    seen: list[tuple[str, Any]] = []
+
+    async def hook(tx: Tx, row: OutboxRow, answer: Mapping[str, Any] | None) -> None:
+        state = await tx.fetchone("SELECT state FROM outbox WHERE id = ?", (row.id,))
+        seen.append((state["state"] if state else "", answer))
+
+    uploader = Uploader(db, outbox, Recorder(), policy=FAST, on_accepted={"notification_stationInfo": hook})
+    await run_until(uploader, lambda: bool(seen))
+    assert seen == [("sent", {"Status": 0})]
+
+
+async def test_a_new_row_wakes_the_idle_uploader_at_once(db: Database) -> None:
+    outbox = Outbox(db)
+    sender = Recorder()
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    task = asyncio.create_task(uploader.run())
+    await asyncio.sleep(0.2)  # idle: nothing to do, it must be asleep on the outbox, not polling
+    started = asyncio.get_running_loop().time()
+    await enqueue(db, outbox, "A", 1)
+    async with asyncio.timeout(2):
+        while not sender.sent:
+            await asyncio.sleep(0.005)
+    assert asyncio.get_running_loop().time() - started < 0.5
+    await drain(uploader, task, 1.0)
+
+
+async def test_drain_waits_for_the_push_in_flight_then_stops(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 2)
+    sender = Recorder(delay=0.3)
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    task = asyncio.create_task(uploader.run())
+    await asyncio.sleep(0.1)
+    await drain(uploader, task, 2.0)
+    assert task.done() and sender.sent == [("A", 0)]
+    assert (await outbox.counts()) == {"pending": 1, "sent": 1, "dead": 0}
+
+
+async def test_drain_gives_up_after_its_timeout_and_the_row_stays_pending(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 1)
+    sender = Recorder(delay=10)
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    task = asyncio.create_task(uploader.run())
+    await asyncio.sleep(0.1)
+    before = datetime.now(UTC)
+    await drain(uploader, task, 0.2)
+    assert (datetime.now(UTC) - before).total_seconds() < 2
+    assert (await outbox.counts())["pending"] == 1 and sender.sent == []
+
+
+async def test_an_exception_in_the_sender_is_a_transient_failure_not_a_crash(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 1)
+    calls = 0
+
+    async def flaky(interface: str, payload: bytes) -> PushResult:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return PushResult(Outcome.ACCEPTED)
+
+    uploader = Uploader(db, outbox, flaky, policy=FAST)
+    await run_until(uploader, lambda: calls >= 2)
+    await asyncio.sleep(0.05)
+    row = (await outbox.rows("sent"))[0]
+    assert row.attempts == 2
