@@ -1,7 +1,8 @@
 """Composition root: build every part from the Config, run them, and shut down in order.
 
 open store → queue station info → start the pull API → start the uploader → READY=1 → serve until stopped →
-STOPPING=1 → stop accepting requests → let in-flight pushes finish (bounded) → close the client and the store.
+STOPPING=1 → stop accepting requests (listeners close, newest first) → let in-flight pushes finish (bounded) →
+close the client and the store.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-
-from aiohttp import web
+from typing import Protocol
 
 from edge_bridge import systemd
 from edge_bridge.bridge import ACCEPT_HOOKS, enqueue_station_info
 from edge_bridge.config import Config
 from edge_bridge.provincial.client import ProvinceClient
-from edge_bridge.provincial.crypto import Secrets
-from edge_bridge.provincial.pull_server import build_pull_app
+from edge_bridge.provincial.pull_server import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
 from edge_bridge.store import tokens
 from edge_bridge.store.db import Database, open_database
@@ -32,9 +31,15 @@ DRAIN_TIMEOUT_S = 3.0
 MAINTENANCE_INTERVAL_S = 3600.0
 
 
-def province_secrets(config: Config) -> Secrets:
-    p = config.province
-    return Secrets(*(p.secret(name) for name in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")))
+class Listener(Protocol):
+    """Something that accepts requests until closed (the pull API, the OCPP server)."""
+
+    async def close(self) -> None: ...
+
+
+async def _close_all(listeners: list[Listener]) -> None:
+    while listeners:
+        await listeners.pop().close()
 
 
 class App:
@@ -58,21 +63,23 @@ class App:
     async def run(self, stop: asyncio.Event) -> None:
         db = await open_database(self.config.storage.path)
         client = self._client()
-        runner: web.AppRunner | None = None
+        listeners: list[Listener] = []  # closed, newest first, before the uploader drains
         try:
             outbox = Outbox(db)
             await enqueue_station_info(db, outbox, self.config.site_model(), self._clock())
-            runner = await self._start_pull_api(db)
-            await self._serve(db, outbox, client.push, stop)
+            pull_api = await start_pull_api(self.config, db, clock=self._clock)
+            listeners.append(pull_api)
+            self.pull_port = pull_api.port
+            await self._serve(db, outbox, client.push, stop, listeners)
         finally:
-            self._notify("STOPPING=1")
-            if runner is not None:
-                await runner.cleanup()
+            await _close_all(listeners)
             await client.close()
             await db.close()
             log.info("stopped")
 
-    async def _serve(self, db: Database, outbox: Outbox, send: Sender, stop: asyncio.Event) -> None:
+    async def _serve(
+        self, db: Database, outbox: Outbox, send: Sender, stop: asyncio.Event, listeners: list[Listener]
+    ) -> None:
         uploader = self._uploader(db, outbox, send)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
@@ -84,6 +91,8 @@ class App:
             stopped = group.create_task(stop.wait())
             await asyncio.wait({stopped, upload}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
+            self._notify("STOPPING=1")
+            await _close_all(listeners)
             await drain(uploader, upload, self._drain_timeout_s)
 
     def _client(self) -> ProvinceClient:
@@ -91,7 +100,7 @@ class App:
         return ProvinceClient(
             base_url=p.base_url,
             operator_id=self.config.operator.id,
-            secrets=province_secrets(self.config),
+            secrets=p.secrets(),
             tz=self.config.tz,
             timeout_s=p.request_timeout_s,
             sig_lowercase=p.sig_lowercase,
@@ -101,15 +110,6 @@ class App:
     def _uploader(self, db: Database, outbox: Outbox, send: Sender) -> Uploader:
         policy = RetryPolicy(self.config.province.retry_initial_s, self.config.province.retry_max_s)
         return Uploader(db, outbox, send, policy=policy, on_accepted=ACCEPT_HOOKS, clock=self._clock)
-
-    async def _start_pull_api(self, db: Database) -> web.AppRunner:
-        app = build_pull_app(self.config, db, clock=self._clock)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        host, port = self.config.pull_api.host_port
-        await web.TCPSite(runner, host, port).start()
-        self.pull_port = _bound_port(runner)
-        return runner
 
     async def _watchdog(self, stop: asyncio.Event) -> None:
         interval = systemd.watchdog_interval_s()
@@ -129,8 +129,3 @@ class App:
                 log.info("maintenance", extra={"outbox_purged": purged, "tokens_purged": expired})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_S)
-
-
-def _bound_port(runner: web.AppRunner) -> int:
-    address = runner.addresses[0]
-    return int(address[1])

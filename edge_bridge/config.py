@@ -45,6 +45,7 @@ from edge_bridge.domain.site import (
     TariffPeriod,
 )
 from edge_bridge.errors import ConfigError, ConfigProblem
+from edge_bridge.provincial.crypto import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,10 @@ class ProvinceConfig(_Section):
         value: SecretStr | None = getattr(self, name)
         assert value is not None  # load_config resolves *_file and checks presence
         return value.get_secret_value()
+
+    def secrets(self) -> Secrets:
+        """The four shared secrets, for the envelope codec."""
+        return Secrets(*(self.secret(name) for name in SECRET_NAMES))
 
     def url(self, interface: str) -> str:
         return self.base_url.rstrip("/") + "/" + interface

@@ -189,7 +189,7 @@ class MockProvince:
     ) -> MockProvince:
         """The province the config points at: its id, OUR id, the shared secrets, the site time zone."""
         p = config.province
-        secrets = Secrets(*(p.secret(n) for n in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")))
+        secrets = p.secrets()
         return cls(
             province_id=p.operator_id,
             operator_id=config.operator.id,
@@ -657,7 +657,7 @@ async def _pull_command(config: Config, args: argparse.Namespace) -> int:
     base_url = args.url or _default_pull_url(config)
     interface, data = default_query(config, args, utc_now())
     p = config.province
-    secrets = Secrets(*(p.secret(n) for n in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")))
+    secrets = p.secrets()
     try:
         ret, msg, answer = await pull(
             base_url,

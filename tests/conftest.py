@@ -94,7 +94,4 @@ def config(write_config: Callable[..., Path]) -> Config:
 
 @pytest.fixture
 def secrets(config: Config) -> Secrets:
-    p = config.province
-    return Secrets(
-        p.secret("operator_secret"), p.secret("data_secret"), p.secret("data_secret_iv"), p.secret("sig_secret")
-    )
+    return config.province.secrets()

@@ -99,6 +99,26 @@ def build_pull_app(
     return app
 
 
+class PullApi:
+    """The pull API listening on ``config.pull_api.listen``; ``port`` is the bound port (useful with port 0)."""
+
+    def __init__(self, runner: web.AppRunner) -> None:
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def close(self) -> None:
+        """Stop accepting requests; requests in progress get up to a second to finish."""
+        await self._runner.cleanup()
+
+
+async def start_pull_api(config: Config, db: Database, *, clock: Callable[[], datetime] = utc_now) -> PullApi:
+    runner = web.AppRunner(build_pull_app(config, db, clock=clock), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    host, port = config.pull_api.host_port
+    await web.TCPSite(runner, host, port).start()
+    return PullApi(runner)
+
+
 def _allow_from(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Middleware:
     @web.middleware
     async def allow_from(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -144,10 +164,7 @@ class PullServer:
 
     def __post_init__(self) -> None:
         self.site = self.config.site_model()
-        p = self.config.province
-        self.secrets = Secrets(
-            *(p.secret(n) for n in ("operator_secret", "data_secret", "data_secret_iv", "sig_secret"))
-        )
+        self.secrets = self.config.province.secrets()
 
     def handler(self, interface: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:

@@ -118,3 +118,35 @@ def test_an_unusable_database_path_exits_1(write_config: Callable[..., Path], tm
     (tmp_path / "blocker").write_text("not a directory")
     path = write_config(lambda raw: raw["storage"].update(path=str(tmp_path / "blocker" / "db.sqlite")))
     assert main(["run", "--config", str(path)]) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sim_province_pull_stations_prints_the_daemons_station_info(
+    write_config: Callable[..., Path], notify_socket: socket.socket
+) -> None:
+    port = _free_port()
+    config = write_config(lambda raw: raw["pull_api"].update(listen=f"127.0.0.1:{port}"))
+    process = _start(config, notify_socket)
+    try:
+        assert notify_socket.recv(100) == b"READY=1"
+        command = [sys.executable, "-m", "simulators.province", "pull", "stations", "--config", str(config)]
+        pulled = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=5)
+        process.communicate()
+    assert pulled.returncode == 0, pulled.stderr
+    answer = json.loads(pulled.stdout)
+    station = answer["StationInfos"][0]
+    assert (answer["ItemSize"], station["StationID"], station["StationName"]) == (1, "370202000001", "Example Station")
+    equipment = {e["EquipmentID"]: [c["ConnectorID"] for c in e["ConnectorInfos"]] for e in station["EquipmentInfos"]}
+    assert equipment == {
+        "370202000001001": ["370202000001001A", "370202000001001B"],
+        "370202000001002": ["370202000001002A"],
+    }
+    assert station["ElectricityFee"] == "00:00~08:00:0.35,08:00~16:00:0.72,16:00~22:00:1.04,22:00~24:00:0.9"

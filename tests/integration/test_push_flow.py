@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.app import App, province_secrets
+from edge_bridge.app import App
 from edge_bridge.config import Config, load_config
 from edge_bridge.provincial import codec
 from edge_bridge.provincial.client import ProvinceClient, token_refresh_margin
@@ -59,7 +59,7 @@ class Rig:
         self.client = ProvinceClient(
             base_url=province.url,
             operator_id=config.operator.id,
-            secrets=province_secrets(config),
+            secrets=config.province.secrets(),
             tz=config.tz,
             timeout_s=timeout_s,
         )
@@ -181,7 +181,7 @@ async def test_an_expiring_token_is_replaced_in_time(config: Config, db: Databas
     client = ProvinceClient(
         base_url=mock.url,
         operator_id=config.operator.id,
-        secrets=province_secrets(config),
+        secrets=config.province.secrets(),
         tz=config.tz,
         clock=lambda: now[0],
     )

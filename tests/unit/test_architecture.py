@@ -1,0 +1,99 @@
+"""Architecture rules (architecture.md rule 12), checked on the source with ast: pure modules stay pure, each
+library stays in its home, and nothing below the use-case layer reaches up."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent.parent / "edge_bridge"
+
+PURE = ["domain/*.py", "charger/normalize.py", "charger/meter.py", "provincial/codec.py"]
+IO_MODULES = {"asyncio", "aiohttp", "aiosqlite", "websockets", "ocpp", "socket", "sqlite3", "subprocess", "os"}
+HOMES = {  # a third-party library → the only modules that may import it
+    "Crypto": ["provincial/crypto.py"],
+    "ocpp": ["charger/v16.py", "charger/v201.py", "charger/ocpp_common.py"],
+    "websockets": ["charger/server.py"],
+    "aiosqlite": ["store/*.py"],
+    "aiohttp": ["provincial/client.py", "provincial/pull_server.py", "web/*.py"],
+}
+LOWER_LAYERS = {  # these packages never import the modules above them
+    "domain": {
+        "edge_bridge.config",
+        "edge_bridge.bridge",
+        "edge_bridge.app",
+        "edge_bridge.store",
+        "edge_bridge.charger",
+        "edge_bridge.provincial",
+        "edge_bridge.cli",
+    },
+    "store": {
+        "edge_bridge.bridge",
+        "edge_bridge.app",
+        "edge_bridge.charger",
+        "edge_bridge.provincial",
+        "edge_bridge.cli",
+        "edge_bridge.config",
+    },
+}
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _matches(path: Path, patterns: list[str]) -> bool:
+    relative = path.relative_to(PACKAGE)
+    return any(relative.match(pattern) for pattern in patterns)
+
+
+def _roots(names: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in names}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in _modules() if _matches(p, PURE)], ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_pure_modules_import_no_io(path: Path) -> None:
+    assert _roots(_imports(path)) & IO_MODULES == set()
+
+
+@pytest.mark.parametrize("library", sorted(HOMES))
+def test_each_library_stays_in_its_home(library: str) -> None:
+    strays = [
+        str(p.relative_to(PACKAGE))
+        for p in _modules()
+        if library in _roots(_imports(p)) and not _matches(p, HOMES[library])
+    ]
+    assert strays == []
+
+
+@pytest.mark.parametrize("layer", sorted(LOWER_LAYERS))
+def test_lower_layers_do_not_reach_up(layer: str) -> None:
+    forbidden = LOWER_LAYERS[layer]
+    offenders = {
+        str(p.relative_to(PACKAGE)): sorted(
+            n for n in _imports(p) if any(n == f or n.startswith(f + ".") for f in forbidden)
+        )
+        for p in (PACKAGE / layer).rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_rules_see_the_modules_they_talk_about() -> None:
+    """Guards the test itself: a renamed package must not make the checks above vacuous."""
+    assert any(_matches(p, PURE) for p in _modules())
+    assert "Crypto" in _roots(_imports(PACKAGE / "provincial" / "crypto.py"))
+    assert "aiosqlite" in _roots(_imports(PACKAGE / "store" / "db.py"))
