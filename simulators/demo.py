@@ -56,9 +56,9 @@ def queries(config: Config) -> list[tuple[str, dict[str, Any]]]:
 async def run_demo(config: Config, out: Any) -> int:
     province = MockProvince.from_config(config)
     with tempfile.TemporaryDirectory(prefix="edge-bridge-demo-") as tmp:
-        await province.start()
+        url = await province.start()
         province.inject(Fault("down", seconds=OUTAGE_S))
-        local = demo_config(config, province.url, Path(tmp) / "demo.db")
+        local = demo_config(config, url, Path(tmp) / "demo.db")
         stop, app = asyncio.Event(), App(local)
         task = asyncio.create_task(app.run(stop))
         try:
