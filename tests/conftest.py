@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from edge_bridge.config import Config, load_config
 from edge_bridge.provincial.crypto import Secrets
+from edge_bridge.store.db import Database, open_database
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -95,3 +96,25 @@ def config(write_config: Callable[..., Path]) -> Config:
 @pytest.fixture
 def secrets(config: Config) -> Secrets:
     return config.province.secrets()
+
+
+Opener = Callable[[Path], Awaitable[Database]]
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[Opener]:
+    """open_database that closes whatever it opened at teardown, so a failing test cannot hang the run."""
+    databases: list[Database] = []
+
+    async def open_(path: Path) -> Database:
+        databases.append(await open_database(path))
+        return databases[-1]
+
+    yield open_
+    for database in databases:
+        await database.close()
+
+
+@pytest.fixture
+async def db(opened: Opener, tmp_path: Path) -> Database:
+    return await opened(tmp_path / "edge.db")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,8 @@ import pytest
 
 from edge_bridge.errors import StoreError
 from edge_bridge.store import db as store_db
-from edge_bridge.store.db import Database, open_database
-
-Opener = Callable[[Path], Awaitable[Database]]
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Opener]:
-    """open_database that closes whatever it opened at teardown, so a failing test cannot hang the run."""
-    databases: list[Database] = []
-
-    async def open_(path: Path) -> Database:
-        databases.append(await open_database(path))
-        return databases[-1]
-
-    yield open_
-    for database in databases:
-        await database.close()
+from edge_bridge.store.db import Database
+from tests.conftest import Opener
 
 
 @pytest.fixture

@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox, OutboxRow
+from tests.conftest import Opener
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)
-
-
-Opener = Callable[[Path], Awaitable[Database]]
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Opener]:
-    """open_database that closes whatever it opened at teardown, so a failing test cannot hang the run."""
-    databases: list[Database] = []
-
-    async def open_(path: Path) -> Database:
-        databases.append(await open_database(path))
-        return databases[-1]
-
-    yield open_
-    for database in databases:
-        await database.close()
-
-
-@pytest.fixture
-async def db(opened: Opener, tmp_path: Path) -> Database:
-    return await opened(tmp_path / "edge.db")
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.db import Database
 from edge_bridge.store.snapshots import accepted_station_info, set_accepted_station_info
 from edge_bridge.store.tokens import purge_expired, save_token, token_hash, token_valid
+from tests.conftest import Opener
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -20,28 +18,6 @@ TOKEN = "tok-3f9a1c77-plain-secret-value"
 
 def disk_bytes(folder: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(folder.iterdir()))
-
-
-Opener = Callable[[Path], Awaitable[Database]]
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Opener]:
-    """open_database that closes whatever it opened at teardown, so a failing test cannot hang the run."""
-    databases: list[Database] = []
-
-    async def open_(path: Path) -> Database:
-        databases.append(await open_database(path))
-        return databases[-1]
-
-    yield open_
-    for database in databases:
-        await database.close()
-
-
-@pytest.fixture
-async def db(opened: Opener, tmp_path: Path) -> Database:
-    return await opened(tmp_path / "edge.db")
 
 
 async def test_token_valid_until_it_expires(db: Database) -> None:

@@ -7,27 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edge_bridge.provincial.client import Outcome, PushResult
 from edge_bridge.provincial.uploader import RetryPolicy, Uploader, drain
-from edge_bridge.store.db import Database, Tx, open_database
+from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
 
 FAST = RetryPolicy(initial_s=0.02, max_s=0.1, jitter=0.0)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(tmp_path / "outbox.db")
-    yield database
-    await database.close()
 
 
 async def enqueue(
