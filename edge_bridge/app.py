@@ -1,8 +1,8 @@
 """Composition root: build every part from the Config, run them, and shut down in order.
 
-open store → queue station info → start the pull API → start the uploader → READY=1 → serve until stopped →
-STOPPING=1 → stop accepting requests (listeners close, newest first) → let in-flight pushes finish (bounded) →
-close the client and the store.
+open store → queue station info → start the pull API → start the OCPP server → start the uploader and the
+charger timers → READY=1 → serve until stopped → STOPPING=1 → stop accepting requests (listeners close, newest first:
+charger sockets get 1001, then the pull API) → let in-flight pushes finish (bounded) → close the client and the store.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from edge_bridge import systemd
-from edge_bridge.bridge import ACCEPT_HOOKS, enqueue_station_info
+from edge_bridge.bridge import ACCEPT_HOOKS, ChargerBridge, enqueue_station_info
+from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
 from edge_bridge.provincial.client import ProvinceClient
 from edge_bridge.provincial.pull_server import start_pull_api
@@ -59,6 +60,7 @@ class App:
         self._drain_timeout_s = drain_timeout_s
         self.started = asyncio.Event()
         self.pull_port: int | None = None
+        self.ocpp_port: int | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         db = await open_database(self.config.storage.path)
@@ -70,7 +72,13 @@ class App:
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
             self.pull_port = pull_api.port
-            await self._serve(db, outbox, client.push, stop, listeners)
+            bridge = self._charger_bridge(db, outbox)
+            await bridge.reset_connections()
+            ocpp = OcppServer(self.config, bridge, clock=self._clock)
+            await ocpp.start()
+            listeners.append(ocpp)
+            self.ocpp_port = ocpp.port
+            await self._serve(db, outbox, bridge, client.push, stop, listeners)
         finally:
             await _close_all(listeners)
             await client.close()
@@ -78,16 +86,24 @@ class App:
             log.info("stopped")
 
     async def _serve(
-        self, db: Database, outbox: Outbox, send: Sender, stop: asyncio.Event, listeners: list[Listener]
+        self,
+        db: Database,
+        outbox: Outbox,
+        bridge: ChargerBridge,
+        send: Sender,
+        stop: asyncio.Event,
+        listeners: list[Listener],
     ) -> None:
         uploader = self._uploader(db, outbox, send)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
             group.create_task(self._watchdog(stop))
             group.create_task(self._maintenance(db, outbox, stop))
+            group.create_task(bridge.run_timers(stop))
             self._notify("READY=1")
             self.started.set()
-            log.info("started", extra={"pull_port": self.pull_port, "stations": len(self.config.stations)})
+            ports = {"pull_port": self.pull_port, "ocpp_port": self.ocpp_port}
+            log.info("started", extra={**ports, "stations": len(self.config.stations)})
             stopped = group.create_task(stop.wait())
             await asyncio.wait({stopped, upload}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
@@ -106,6 +122,10 @@ class App:
             sig_lowercase=p.sig_lowercase,
             clock=self._clock,
         )
+
+    def _charger_bridge(self, db: Database, outbox: Outbox) -> ChargerBridge:
+        offline_after_s = self.config.ocpp.offline_after_s
+        return ChargerBridge(db, outbox, self.config.site_model(), clock=self._clock, offline_after_s=offline_after_s)
 
     def _uploader(self, db: Database, outbox: Outbox, send: Sender) -> Uploader:
         policy = RetryPolicy(self.config.province.retry_initial_s, self.config.province.retry_max_s)

@@ -1,4 +1,4 @@
-"""The ``edge-bridge`` command: ``run``, ``check-config``, ``outbox list|requeue``.
+"""The ``edge-bridge`` command: ``run``, ``check-config``, ``status``, ``outbox list|requeue``.
 
 Exit codes: 0 success, 1 runtime failure, 2 configuration error (systemd's RestartPreventExitStatus=2).
 """
@@ -19,6 +19,7 @@ from edge_bridge.config import DEFAULT_PATH, Config, load_config_with_warnings
 from edge_bridge.config_check import EXIT_CONFIG, check_config
 from edge_bridge.errors import ConfigError, StoreError
 from edge_bridge.log import setup_logging
+from edge_bridge.status_report import status_report
 from edge_bridge.store.db import open_database
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.timeutil import utc_now
@@ -43,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return asyncio.run(_run(config))
+        if args.command == "status":
+            return asyncio.run(_status(config))
         return asyncio.run(_outbox(config, args))
     except StoreError as exc:
         log.error("store_failed", extra={"error": str(exc)})
@@ -53,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-bridge", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"edge-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("run", "run the daemon"), ("check-config", "validate the configuration file")):
+    for name, text in (
+        ("run", "run the daemon"),
+        ("check-config", "validate the configuration file"),
+        ("status", "chargers, connectors and open sessions (works while the daemon runs)"),
+    ):
         _with_config(commands.add_parser(name, help=text))
     outbox = _with_config(commands.add_parser("outbox", help="inspect or requeue pushes to the province"))
     outbox.add_argument("action", choices=("list", "requeue"))
@@ -83,6 +90,14 @@ async def _run(config: Config) -> int:
         log.exception("crashed")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+async def _status(config: Config) -> int:
+    db = await open_database(config.storage.path)
+    try:
+        return await status_report(db, config.site_model(), sys.stdout, utc_now())
+    finally:
+        await db.close()
 
 
 async def _outbox(config: Config, args: argparse.Namespace) -> int:

@@ -1,0 +1,113 @@
+"""``edge-bridge status``: chargers, connectors and open sessions as the store holds them, for a human.
+
+Read-only and safe while the daemon runs: SQLite in WAL lets this process read the daemon's file. Configured
+chargers and connectors are listed even when never seen; chargers that connected without being configured
+(``allow_unknown_chargers``) are listed after them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import TextIO
+
+from edge_bridge.domain.sessions import Session
+from edge_bridge.domain.site import ChargerDesc, Site
+from edge_bridge.domain.status import ConnectorState
+from edge_bridge.store import state
+from edge_bridge.store.db import Database
+
+NEVER = "never"
+
+
+async def status_report(db: Database, site: Site, out: TextIO, now: datetime) -> int:
+    """Print the report to ``out``; returns the exit code (0)."""
+    async with db.read() as tx:
+        chargers = {row.ocpp_id: row for row in await state.all_chargers(tx)}
+        connectors = {(c.charger, c.evse, c.connector): c for c in await state.all_connectors(tx)}
+        open_sessions = await state.open_sessions(tx)
+    configured = [charger for station in site.stations for charger in station.chargers]
+    names = {c.ocpp_id for c in configured} | set(chargers)
+    lines = [
+        "Chargers",
+        *(_charger_line(ocpp_id, chargers.get(ocpp_id), now) for ocpp_id in _ordered(configured, names)),
+        "",
+        "Connectors",
+        *_connector_lines(configured, connectors),
+        "",
+        f"Open sessions ({len(open_sessions)})",
+        *(_session_line(s, now) for s in open_sessions),
+    ]
+    out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _ordered(configured: list[ChargerDesc], names: set[str]) -> list[str]:
+    known = [c.ocpp_id for c in configured]
+    return known + sorted(names - set(known))
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return NEVER
+    ago = int((now - moment).total_seconds())
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%SZ')} ({ago} s ago)"
+
+
+def _charger_line(ocpp_id: str, row: state.ChargerRow | None, now: datetime) -> str:
+    if row is None:
+        return f"  {ocpp_id:<20} connected: no   OCPP -      last seen: {NEVER}"
+    connected = "yes" if row.connected else "no "
+    version = row.ocpp_version or "-"
+    brand = " / ".join(part for part in (row.vendor, row.model) if part) or "-"
+    offline = "  OFFLINE" if row.offline else ""
+    return (
+        f"  {ocpp_id:<20} connected: {connected}  OCPP {version:<6} last seen: {_when(row.last_seen, now)}"
+        f"  vendor/model: {brand}{offline}"
+    )
+
+
+def _connector_lines(
+    configured: list[ChargerDesc], connectors: dict[tuple[str, int, int], ConnectorState]
+) -> Iterator[str]:
+    listed: set[tuple[str, int, int]] = set()
+    for charger in configured:
+        for desc in charger.connectors:
+            key = (charger.ocpp_id, desc.ocpp_connector, desc.ocpp_evse_connector)
+            listed.add(key)
+            yield _connector_line(key, desc.connector_id, connectors.get(key))
+    for key in sorted(set(connectors) - listed):
+        yield _connector_line(key, "-", connectors[key])
+
+
+def _connector_line(key: tuple[str, int, int], connector_id: str, c: ConnectorState | None) -> str:
+    where = f"{key[0]} {key[1]}/{key[2]}"
+    if c is None:
+        return f"  {where:<24} {connector_id:<20} no status yet          provincial -"
+    error = f" ({c.error_code})" if c.error_code and c.error_code != "NoError" else ""
+    ocpp = (c.ocpp_status or "-") + error
+    provincial = "-" if c.provincial_status is None else str(c.provincial_status)
+    return f"  {where:<24} {connector_id:<20} {ocpp:<22} provincial {provincial}{_live(c)}"
+
+
+def _live(c: ConnectorState) -> str:
+    parts = [
+        f"{value} {unit}"
+        for value, unit in ((c.power_w, "W"), (c.soc, "%"), (c.current_a, "A"), (c.voltage_v, "V"))
+        if value is not None
+    ]
+    return f"  [{', '.join(parts)}]" if parts else ""
+
+
+def _session_line(s: Session, now: datetime) -> str:
+    energy = "unknown" if s.energy_wh is None else f"{_kwh(s.energy_wh)} kWh"
+    flags = f"  flags: {', '.join(s.flags)}" if s.flags else ""
+    return (
+        f"  #{s.id:<6} {s.charger} {s.evse}/{s.connector}  OCPP {s.version:<6}"
+        f" started {_when(s.started_at, now)}  energy so far {energy}{flags}"
+    )
+
+
+def _kwh(wh: Decimal) -> str:
+    return format((wh / 1000).quantize(Decimal("0.001")), "f")
