@@ -8,8 +8,10 @@ response; errors carry an encrypted ``{}``. An unexpected exception is Ret 500, 
 HTTP-level refusals, unsigned: an unknown interface 404, a method other than POST 405, a body over 1 MiB 413 (it is
 not read, so there is nothing trustworthy to answer in the envelope), a caller outside ``allow_from`` 403.
 
-Two seams are stubs until the charger side exists: :func:`connector_status` (every connector offline) and
-:func:`connector_usage` (no sessions). :func:`learned_boot_info` is the seam for BootNotification data.
+The answers come from live data in the store (``store/reports.py``): query_station_status from each connector's
+stored provincial Status (0 when never decided, or when its charger is silent for ``offline_after_s`` or never seen),
+query_station_stats from the finished sessions (D14, ``domain/stats.py``), query_stations_info from the config plus
+what BootNotification taught (configured values win, ``domain/stations.py``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from edge_bridge.config import Config
-from edge_bridge.domain.site import ConnectorDesc, Site, StationDesc
+from edge_bridge.domain import stats
+from edge_bridge.domain.site import ChargerDesc, ConnectorDesc, Site, StationDesc
 from edge_bridge.domain.stations import BootInfo, policy_infos, station_info
+from edge_bridge.domain.stats import Usage
+from edge_bridge.domain.status import UNKNOWN, effective_status, is_offline
 from edge_bridge.domain.wiretime import DATE, parse_datetime, parse_day
 from edge_bridge.errors import CodecError
 from edge_bridge.provincial.codec import (
@@ -48,6 +54,7 @@ from edge_bridge.provincial.codec import (
 )
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.store.db import Database, Tx
+from edge_bridge.store.reports import LiveConnector, Where, boot_infos, finished_sessions, live_connectors
 from edge_bridge.store.tokens import purge_expired, save_token, token_valid
 from edge_bridge.timeutil import utc_now
 
@@ -69,6 +76,7 @@ SUCCESS, FAILURE = 0, 1
 FAIL_NO_OPERATOR, FAIL_WRONG_SECRET = 1, 2
 FAIL_NO_POLICY = 1
 ENERGY = Decimal("0.01")
+Bounds = tuple[datetime, datetime]  # UTC [start, end)
 _BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 Payload = dict[str, Any]
@@ -254,7 +262,13 @@ class PullServer:
         ids = _text_list(data, "StationIDs", limit=MAX_STATION_IDS)
         stations = [s for s in map(self.site.station, dict.fromkeys(ids)) if s is not None]
         async with self.db.read() as tx:
-            infos = [await _station_status(tx, s) for s in stations]
+            live = await live_connectors(tx)
+        now, offline_after_s = self.clock(), self.config.ocpp.offline_after_s
+
+        def status_of(charger: ChargerDesc, connector: ConnectorDesc) -> int:
+            return connector_status(live.get(_where(charger, connector)), now, offline_after_s)
+
+        infos = [_station_status(s, status_of) for s in stations]
         return {"Total": len(infos), "StationStatusInfos": infos}
 
     async def query_station_stats(self, data: Payload) -> Payload:
@@ -266,8 +280,8 @@ class PullServer:
         if station is None:
             raise CodecError("Data field StationID names no station of ours", RET_DATA)
         async with self.db.read() as tx:
-            stats = await _station_stats(tx, station, first, last)
-        return {"StationStats": stats}
+            answer = await _station_stats(tx, station, first, last, self.config.tz)
+        return {"StationStats": answer}
 
     async def query_equip_business_policy(self, data: Payload) -> Payload:
         seq, connector_id = _text(data, "EquipBizSeq"), _text(data, "ConnectorID")
@@ -296,59 +310,61 @@ def _station_of_connector(site: Site, connector_id: str) -> StationDesc | None:
     return None
 
 
-# ------------------------------------------------------------------------------------- live-data seams
+# ------------------------------------------------------------------------------------- live data
 
 
 async def learned_boot_info(tx: Tx) -> Mapping[str, BootInfo]:
-    """What BootNotification taught us, by ocpp_id. Nothing is learned yet."""
-    return {}
+    """What BootNotification taught us, by ocpp_id."""
+    return await boot_infos(tx)
 
 
-async def connector_status(tx: Tx, connector: ConnectorDesc) -> int:
-    """The provincial Status (§5.9) of one connector. Until chargers are connected: 0, offline."""
-    return STATUS_OFFLINE
+def connector_status(live: LiveConnector | None, now: datetime, offline_after_s: float) -> int:
+    """The provincial Status (§5.9) of one connector: the effective Status last decided, offline (0) when its
+    charger is silent for ``offline_after_s`` or never seen, 0 when never decided (no row: never reported).
+    The stored Status already carries a charger-level fault (``restatus`` decided it)."""
+    if live is None:
+        return STATUS_OFFLINE
+    own = UNKNOWN if live.provincial_status is None else live.provincial_status
+    offline = is_offline(live.last_seen, now, offline_after_s)
+    return effective_status(own, charger_level_fault=False, offline=offline)
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Sessions of one connector ending in a range of local days (D14)."""
-
-    electricity: Decimal = Decimal("0.00")  # kWh, 2 decimals (D12)
-    sessions: int = 0
-    minutes: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.electricity + other.electricity, self.sessions + other.sessions, self.minutes + other.minutes)
+async def connector_usage(tx: Tx, charger: ChargerDesc, connector: ConnectorDesc, bounds: Bounds) -> Usage:
+    """Energy, session count and minutes of the finished sessions of ``connector`` whose EndTime is in ``bounds``,
+    the UTC interval of the requested local days (D14, ``stats.day_bounds``)."""
+    spans = await finished_sessions(tx, _where(charger, connector), *bounds)
+    return stats.connector_usage(spans)
 
 
-async def connector_usage(tx: Tx, connector: ConnectorDesc, first: date, last: date) -> Usage:
-    """Energy, session count and minutes of the sessions of ``connector`` whose local EndTime falls in
-    ``first..last`` inclusive (D14). Until sessions are recorded: zeros."""
-    return Usage()
+def _where(charger: ChargerDesc, connector: ConnectorDesc) -> Where:
+    """The store's (ocpp_id, evse, connector) of a configured connector."""
+    return charger.ocpp_id, connector.ocpp_connector, connector.ocpp_evse_connector
 
 
 # --------------------------------------------------------------------------------------------- answers
 
 
-async def _station_status(tx: Tx, station: StationDesc) -> Payload:
-    connectors = [c for charger in station.chargers for c in charger.connectors]
+def _station_status(station: StationDesc, status_of: Callable[[ChargerDesc, ConnectorDesc], int]) -> Payload:
     return {
         "StationID": station.station_id,
         "ConnectorStatusInfos": [
-            {"ConnectorID": c.connector_id, "Status": await connector_status(tx, c), "ParkStatus": 0, "LockStatus": 0}
-            for c in connectors
+            {"ConnectorID": c.connector_id, "Status": status_of(charger, c), "ParkStatus": 0, "LockStatus": 0}
+            for charger in station.chargers
+            for c in charger.connectors
         ],
     }
 
 
-async def _station_stats(tx: Tx, station: StationDesc, first: date, last: date) -> Payload:
-    equipment, total = [], Usage()
+async def _station_stats(tx: Tx, station: StationDesc, first: date, last: date, tz: ZoneInfo) -> Payload:
+    bounds = stats.day_bounds(first, last, tz)
+    equipment, totals = [], []
     for charger in station.chargers:
-        connectors, subtotal = [], Usage()
+        connectors, usages = [], []
         for connector in charger.connectors:
-            usage = await connector_usage(tx, connector, first, last)
+            usage = await connector_usage(tx, charger, connector, bounds)
             connectors.append({"ConnectorID": connector.connector_id, **_usage_fields("Connector", usage)})
-            subtotal += usage
+            usages.append(usage)
+        subtotal = stats.total(usages)
         equipment.append(
             {
                 "EquipmentID": charger.equipment_id,
@@ -356,9 +372,9 @@ async def _station_stats(tx: Tx, station: StationDesc, first: date, last: date) 
                 "ConnectorStatsInfos": connectors,
             }
         )
-        total += subtotal
+        totals.append(subtotal)
     head = {"StationID": station.station_id, "StartTime": first.strftime(DATE), "EndTime": last.strftime(DATE)}
-    return {**head, **_usage_fields("Station", total), "EquipmentStatsInfos": equipment}
+    return {**head, **_usage_fields("Station", stats.total(totals)), "EquipmentStatsInfos": equipment}
 
 
 def _usage_fields(level: str, usage: Usage) -> Payload:

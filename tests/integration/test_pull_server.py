@@ -587,7 +587,8 @@ async def test_started_at_can_be_given(make_province: Callable[..., Any], config
 # -------------------------------------------------------------------------------- query_station_status
 
 
-async def test_station_status_lists_every_connector_offline(province: Province, token: str) -> None:
+async def test_station_status_lists_every_connector_0_while_no_charger_was_seen(province: Province, token: str) -> None:
+    # an empty store: no charger ever seen, no Status ever decided (live statuses: test_pull_live.py)
     answer = await province.call("query_station_status", {"StationIDs": [STATION]}, token)
     assert answer.ret == 0
     assert answer.data == {
@@ -630,6 +631,7 @@ async def test_station_status_invalid_ids_are_4004(province: Province, token: st
 
 
 async def test_station_stats_lists_every_configured_connector_with_zeros(province: Province, token: str) -> None:
+    # an empty store: no finished session (sums over sessions: test_pull_live.py)
     data = {"StationID": STATION, "StartTime": "2024-03-01", "EndTime": "2024-03-02 23:59:59"}
     answer = await province.call("query_station_stats", data, token)
     assert answer.ret == 0

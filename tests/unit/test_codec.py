@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_bridge.errors import CodecError
@@ -218,6 +218,7 @@ def _open_request(body: bytes) -> dict[str, Any]:
     return codec.decrypt_data(envelope.data, SECRETS)
 
 
+@settings(max_examples=500)
 @given(st.integers(0, len(SIGNED_BODY) - 1), st.integers(1, 255))
 def test_a_flipped_byte_anywhere_in_a_signed_envelope_is_a_codec_error(position: int, flip: int) -> None:
     body = bytearray(SIGNED_BODY)
@@ -226,12 +227,15 @@ def test_a_flipped_byte_anywhere_in_a_signed_envelope_is_a_codec_error(position:
         result = _open_request(bytes(body))
     except CodecError:
         return
-    # The only flips that may survive are ones that change nothing the signature covers: JSON whitespace or the
-    # case of a hex digit in Sig, which the protocol accepts in either case.
+    # A flip may survive only where it changes nothing the signature covers: JSON whitespace, or the case of a
+    # hex digit in Sig (accepted in either case). The envelope it parses to is then the original one.
     assert result == {"StationIDs": ["370202000001"]}
-    assert bytes(body).lower() == SIGNED_BODY.lower() or bytes(body).replace(b" ", b"") == SIGNED_BODY.replace(
-        b" ", b""
-    )
+    assert _folded(bytes(body)) == _folded(SIGNED_BODY)
+
+
+def _folded(body: bytes) -> dict[str, Any]:
+    doc = json.loads(body)
+    return {**doc, "Sig": doc["Sig"].upper()}
 
 
 @given(st.binary(max_size=400))
