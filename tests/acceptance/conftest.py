@@ -1,0 +1,132 @@
+"""Acceptance fixtures: the whole daemon (``App``) running in-process on loopback ports, and read access to what it
+committed to its store.
+
+``start_daemon(mutate=None)`` starts one daemon on a config written by ``write_config(mutate)`` and returns a
+``Daemon``: ``url(identity)`` for a charger, ``store`` to read the database with a separate sqlite3 connection (so
+only committed data is seen). ``daemon`` is one started on the example config. Every daemon is stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_bridge.app import App
+from edge_bridge.config import Config, load_config
+from edge_bridge.store.db import from_db
+from simulators.charger import SimClock
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+
+
+def sim_start() -> datetime:
+    """Where simulated time starts: a day ago, on a whole minute. The bridge replaces charger times more than
+    10 minutes in the future, so simulated time must stay behind the real clock for the whole test."""
+    return (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
+
+
+def sim_clock(speed: float = 3600.0) -> SimClock:
+    """A simulated clock a day behind, ``speed`` times real time (3600: one simulated hour per real second)."""
+    return SimClock(start=sim_start(), speed=speed)
+
+
+def parse_time(text: str) -> datetime:
+    """A timestamp as a simulator sends it (``...Z``)."""
+    return datetime.fromisoformat(text)
+
+
+class Store:
+    """Reads the daemon's SQLite database through its own connection: committed data only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(row) for row in conn.execute(sql, params)]
+
+    def sessions(self, charger: str | None = None) -> list[dict[str, Any]]:
+        """Rows of the sessions table (of ``charger``), oldest id first."""
+        if charger is None:
+            return self.rows("SELECT * FROM sessions ORDER BY id")
+        return self.rows("SELECT * FROM sessions WHERE ocpp_id = ? ORDER BY id", (charger,))
+
+    def samples(self, session_id: int) -> list[dict[str, Any]]:
+        """Meter samples attached to a session, by charger time."""
+        return self.rows("SELECT * FROM meter_samples WHERE session_id = ? ORDER BY at, context", (session_id,))
+
+    def charger(self, ocpp_id: str) -> dict[str, Any]:
+        (row,) = self.rows("SELECT * FROM chargers WHERE ocpp_id = ?", (ocpp_id,))
+        return row
+
+
+def energy(row: dict[str, Any]) -> Decimal | None:
+    return None if row["energy_wh"] is None else Decimal(row["energy_wh"])
+
+
+def stored_time(text: str | None) -> datetime | None:
+    return None if text is None else from_db(text)
+
+
+@dataclass
+class Daemon:
+    app: App
+    config: Config
+    store: Store
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://127.0.0.1:{self.app.ocpp_port}/ocpp"
+
+    @property
+    def db_path(self) -> Path:
+        return self.store.path
+
+    def url(self, identity: str) -> str:
+        return f"{self.ws_base}/{identity}"
+
+
+StartDaemon = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+async def start_daemon(write_config: Callable[..., Path]) -> AsyncIterator[StartDaemon]:
+    """start_daemon(mutate=None) -> a running Daemon on write_config(mutate); all stopped at teardown."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(mutate: Callable[[dict[str, Any]], None] | None = None) -> Daemon:
+        config = load_config(write_config(mutate, name=f"config-{len(running)}.toml"))
+        app = App(config, drain_timeout_s=0.5)
+        stop = asyncio.Event()
+        task = asyncio.create_task(app.run(stop), name="edge-bridge")
+        running.append((stop, task))
+        started = asyncio.create_task(app.started.wait())
+        done, _ = await asyncio.wait({started, task}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if started not in done:
+            started.cancel()
+            if task.done():
+                task.result()  # the daemon failed to start: raise its error
+            raise TimeoutError("the daemon did not start")
+        return Daemon(app, config, Store(Path(config.storage.path)))
+
+    yield start
+    for stop, task in reversed(running):
+        stop.set()
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await task
+
+
+@pytest.fixture
+async def daemon(start_daemon: StartDaemon) -> Daemon:
+    return await start_daemon()

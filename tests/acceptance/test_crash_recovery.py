@@ -1,0 +1,265 @@
+"""Acceptance: ``kill -9`` of the real daemon process in the middle of a session, then a restart on the same ports and
+database. What the charger simulator could not get answered it queues and sends again after reconnecting; the store
+must end up with the session exactly once: nothing lost (every sample, the stop) and nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulators.charger import Sim16
+from tests.acceptance.conftest import Store, energy, parse_time, sim_clock, stored_time
+
+DC = "CP-DC-01"
+METER = Decimal(1_000_000)
+READY_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Daemon:
+    """``python -m edge_bridge run`` as a child process, started again and again on one config (same ports, db)."""
+
+    def __init__(self, config: Path, notify: socket.socket, log_path: Path) -> None:
+        self.config = config
+        self.notify = notify
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
+        env["NOTIFY_SOCKET"] = self.notify.getsockname()
+        command = [sys.executable, "-m", "edge_bridge", "run", "--config", str(self.config)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        self.notify.settimeout(READY_TIMEOUT_S)
+        try:
+            while self.notify.recv(200) != b"READY=1":  # a STOPPING=1 of the previous run may come first
+                pass
+        except TimeoutError:
+            raise AssertionError(f"no READY=1 from the daemon:\n{self.log_path.read_text()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no close handshake, nothing flushed that was not committed."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        assert self.process.wait(timeout=10) == -signal.SIGKILL
+        self.process = None
+
+    def errors(self) -> list[str]:
+        """Log lines at error level or worse, and tracebacks, of every run so far."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        bad = ('"level": "error"', '"level": "critical"', "Traceback")
+        return [line for line in lines if any(word in line for word in bad)]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                assert self.process.wait(timeout=10) == 0
+            finally:
+                self.process.kill()
+                self.process.wait()
+                self.process = None
+
+
+@pytest.fixture
+def daemon(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[tuple[Daemon, str, Store]]:
+    """(the daemon, not yet started; the ws URL of CP-DC-01; its store)."""
+    ocpp_port, pull_port = free_port(), free_port()
+
+    def listen(raw: dict[str, Any]) -> None:
+        raw["ocpp"]["listen"] = f"127.0.0.1:{ocpp_port}"
+        raw["pull_api"]["listen"] = f"127.0.0.1:{pull_port}"
+
+    config = write_config(listen)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        process = Daemon(config, notify, tmp_path / "daemon.log")
+        try:
+            yield process, f"ws://127.0.0.1:{ocpp_port}/ocpp/{DC}", Store(tmp_path / "edge-bridge.db")
+        finally:
+            if process.process is not None:
+                process.process.kill()
+                process.process.wait()
+
+
+def meter_values_sent(sim: Sim16) -> int:
+    return sum(1 for s in sim.sent if s.action == "MeterValues")
+
+
+def payloads(sim: Sim16, action: str) -> list[dict[str, Any]]:
+    return [s.payload for s in sim.sent if s.action == action]
+
+
+def assert_one_finished_session(sim: Sim16, store: Store, tx: int, samples: int) -> dict[str, Any]:
+    """Exactly one session, the one the simulator's transactionId names, finished, with the register delta as its
+    energy and every sample stored once."""
+    assert sim.transaction_id(1) == tx
+    (row,) = store.sessions()
+    assert (row["id"], row["transaction_ref"], row["state"], row["end_source"]) == (tx, str(tx), "finished", "stop")
+    assert (row["orphan"], json.loads(row["flags"])) == (0, [])
+    assert energy(row) == sim.register(1) - METER == Decimal(1000 * samples)
+    stop = payloads(sim, "StopTransaction")[-1]
+    assert stop["transactionId"] == tx
+    assert stored_time(row["ended_at"]) == parse_time(stop["timestamp"])
+    start = payloads(sim, "StartTransaction")[-1]
+    assert stored_time(row["started_at"]) == parse_time(start["timestamp"])
+
+    periodic = store.rows(
+        "SELECT at, energy_wh FROM meter_samples WHERE ocpp_id = ? AND context = 'Sample.Periodic' ORDER BY at", (DC,)
+    )
+    sent_at = sorted({parse_time(p["meterValue"][0]["timestamp"]) for p in payloads(sim, "MeterValues")})
+    assert len(sent_at) == samples
+    assert [stored_time(s["at"]) for s in periodic] == sent_at  # none lost, none twice
+    assert [Decimal(s["energy_wh"]) for s in periodic] == [METER + 1000 * k for k in range(1, samples + 1)]
+    attached = store.rows("SELECT count(*) AS n FROM meter_samples WHERE session_id = ?", (tx,))[0]["n"]
+    assert attached == samples + 2  # and the Transaction.Begin/End readings of the stop's transactionData
+    return row
+
+
+async def test_kill_9_mid_charge_then_restart_completes_the_session_once(daemon: tuple[Daemon, str, Store]) -> None:
+    """The daemon dies mid-charge with the 6th MeterValues committed but its answer never read by the simulator: the
+    simulator sends that one again after the restart, and queues the samples it took while the daemon was down."""
+    process, url, store = daemon
+    await asyncio.to_thread(process.start)
+    sim = Sim16(url, connectors=2, clock=sim_clock(), response_timeout=10)
+    async with sim:
+        await sim.connect(boot=True)
+        await sim.plug_in(1)
+        await sim.authorize(1)
+        tx = await sim.start_charging(1)
+        assert isinstance(tx, int)
+        kill_on_answer(sim, process, lambda: meter_values_sent(sim) == 6 and sim.sent[-1].action == "MeterValues")
+        await sim.charge(1, power_kw=60, minutes=20, sample_every_s=60)
+        assert not sim.online
+        assert [p.action for p in sim.queue] == ["MeterValues"] * 15  # the unanswered 6th and the 7th to the 20th
+        assert len(store.samples(tx)) == 6
+
+        await asyncio.to_thread(process.start)
+        await sim.come_back(boot=False)
+        assert sim.queue == []
+        await sim.stop_charging(1, reason="Local")
+        await sim.unplug(1)
+    await asyncio.to_thread(process.stop)
+
+    assert [(a.action, a.error) for a in sim.answers if not a.ok] == [("MeterValues", "connection closed")]
+    assert meter_values_sent(sim) == 20 + 1
+    assert_one_finished_session(sim, store, tx, samples=20)
+    assert process.errors() == []
+
+
+def kill_on_answer(sim: Sim16, process: Daemon, lose: Callable[[], bool]) -> None:
+    """From now on, when an answer arrives while ``lose()`` holds, drop it unread and SIGKILL the daemon."""
+    link = sim._link
+    route = link.route_message
+
+    async def route_or_kill(raw: str) -> None:
+        if json.loads(raw)[0] == 3 and lose():
+            process.kill()
+            return
+        await route(raw)
+
+    link.route_message = route_or_kill
+
+
+def kill_after_sending(sim: Sim16, process: Daemon, action: str) -> None:
+    """From now on, SIGKILL the daemon right after a CALL of ``action`` went out (before it can be handled)."""
+    link = sim._link
+    send = link._send
+
+    async def send_then_kill(frame: str) -> None:
+        await send(frame)
+        if json.loads(frame)[2] == action:
+            process.kill()
+
+    link._send = send_then_kill
+
+
+@pytest.mark.parametrize("answer", ["never-committed", "committed-not-read"])
+async def test_kill_9_after_stop_transaction_was_sent_then_restart_gives_one_finished_session(
+    daemon: tuple[Daemon, str, Store], answer: str
+) -> None:
+    """``never-committed``: SIGKILL right after the StopTransaction frame went out (the daemon has no time to handle
+    it). ``committed-not-read``: the daemon committed and answered, the simulator never read the answer (the
+    answer is dropped on its side) and the daemon dies. Either way the simulator sends the stop again."""
+    process, url, store = daemon
+    await asyncio.to_thread(process.start)
+    sim = Sim16(url, connectors=2, clock=sim_clock(), response_timeout=10)
+    async with sim:
+        await sim.connect(boot=True)
+        await sim.plug_in(1)
+        tx = await sim.start_charging(1)
+        assert isinstance(tx, int)
+        await sim.charge(1, power_kw=60, minutes=10, sample_every_s=60)
+
+        if answer == "never-committed":
+            kill_after_sending(sim, process, "StopTransaction")
+        else:
+            kill_on_answer(sim, process, lambda: sim.sent[-1].action == "StopTransaction")
+        await sim.stop_charging(1, reason="Local")
+        assert not sim.online
+        assert [p.action for p in sim.queue] == ["StopTransaction", "StatusNotification"]
+        (row,) = store.sessions()
+        assert row["state"] == ("finished" if answer == "committed-not-read" else "open")
+
+        await asyncio.to_thread(process.start)
+        await sim.come_back(boot=False)
+        assert sim.queue == []
+        await sim.unplug(1)
+    await asyncio.to_thread(process.stop)
+
+    stops = payloads(sim, "StopTransaction")
+    assert len(stops) == 2 and stops[0] == stops[1]
+    assert [(a.action, a.error) for a in sim.answers if not a.ok] == [("StopTransaction", "connection closed")]
+    assert [a.ok for a in sim.answers if a.action == "StopTransaction"] == [False, True]
+    assert_one_finished_session(sim, store, tx, samples=10)
+    assert process.errors() == []
+
+
+async def test_kill_9_with_the_start_transaction_answer_unread_gives_the_same_transaction_id_again(
+    daemon: tuple[Daemon, str, Store],
+) -> None:
+    """The daemon committed the session and answered the StartTransaction, then died before the simulator read the
+    answer: the simulator sends the same StartTransaction again and must get the same transactionId, not a second
+    session."""
+    process, url, store = daemon
+    await asyncio.to_thread(process.start)
+    sim = Sim16(url, connectors=2, clock=sim_clock(), response_timeout=10)
+    async with sim:
+        await sim.connect(boot=True)
+        await sim.plug_in(1)
+        kill_on_answer(sim, process, lambda: sim.sent[-1].action == "StartTransaction")
+        assert await sim.start_charging(1) is None
+        assert [p.action for p in sim.queue] == ["StartTransaction", "StatusNotification"]
+        (before,) = store.sessions()
+        await sim.charge(1, power_kw=60, minutes=10, sample_every_s=60)
+
+        await asyncio.to_thread(process.start)
+        await sim.come_back(boot=False)
+        assert sim.queue == []
+        await sim.stop_charging(1, reason="Local")
+        await sim.unplug(1)
+    await asyncio.to_thread(process.stop)
+
+    assert len(payloads(sim, "StartTransaction")) == 2
+    assert [(a.action, a.error) for a in sim.answers if not a.ok] == [("StartTransaction", "connection closed")]
+    assert sim.transaction_id(1) == before["id"]
+    assert_one_finished_session(sim, store, before["id"], samples=10)
+    assert process.errors() == []
