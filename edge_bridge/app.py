@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from edge_bridge import systemd
-from edge_bridge.bridge import ACCEPT_HOOKS, ChargerBridge, enqueue_station_info
+from edge_bridge.bridge import ACCEPT_HOOKS, ChargerBridge, enqueue_station_info, stored_boot_info
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
 from edge_bridge.provincial.client import ProvinceClient
@@ -68,7 +68,8 @@ class App:
         listeners: list[Listener] = []  # closed, newest first, before the uploader drains
         try:
             outbox = Outbox(db)
-            await enqueue_station_info(db, outbox, self.config.site_model(), self._clock())
+            boot = await stored_boot_info(db)
+            await enqueue_station_info(db, outbox, self.config.site_model(), self._clock(), boot)
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
             self.pull_port = pull_api.port
@@ -124,8 +125,15 @@ class App:
         )
 
     def _charger_bridge(self, db: Database, outbox: Outbox) -> ChargerBridge:
-        offline_after_s = self.config.ocpp.offline_after_s
-        return ChargerBridge(db, outbox, self.config.site_model(), clock=self._clock, offline_after_s=offline_after_s)
+        return ChargerBridge(
+            db,
+            outbox,
+            self.config.site_model(),
+            clock=self._clock,
+            offline_after_s=self.config.ocpp.offline_after_s,
+            tz=self.config.tz,
+            stop_overrides=self.config.stop_reasons,
+        )
 
     def _uploader(self, db: Database, outbox: Outbox, send: Sender) -> Uploader:
         policy = RetryPolicy(self.config.province.retry_initial_s, self.config.province.retry_max_s)

@@ -1,44 +1,43 @@
 """The use-case layer: decide with the pure domain, persist with the store, in one transaction.
 
-Station info at start-up (D7) and what happens when the province accepts one; ``ChargerBridge``: what chargers
-report (ocpp-bridge §2-§5).
+Station info at start-up and on a BootNotification that changes it (D7), and what happens when the province accepts
+one; ``ChargerBridge``: what chargers report (ocpp-bridge §2-§5), with its pushes (§5-§8) decided by the
+``reporter.Reporter`` in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from edge_bridge.domain import sessions, status
 from edge_bridge.domain.events import (
     ChargerBooted,
     ConnectorStatusReported,
     Event,
+    FaultReported,
     MeterSampled,
     Reading,
     SessionEvent,
 )
-from edge_bridge.domain.pushes import Pushes
+from edge_bridge.domain.pushes import ORDER_INFO, STATION_INFO, Pushes
 from edge_bridge.domain.site import Site
 from edge_bridge.domain.stations import BootInfo, station_info
 from edge_bridge.errors import StoreError
 from edge_bridge.provincial import codec
+from edge_bridge.reporter import DEFAULT_TZ, Reporter, order_accepted
 from edge_bridge.store import snapshots, state
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
 
 log = logging.getLogger(__name__)
-
-STATION_INFO = "notification_stationInfo"
-STATION_STATUS = "notification_stationStatus"
-ORDER_INFO = "notification_orderInfo"
-ALARM_REPORT = "alarm_report"
 
 DEFAULT_OFFLINE_AFTER_S = 120.0  # [ocpp].offline_after_s
 
@@ -59,13 +58,32 @@ async def enqueue_station_info(
     queued = []
     async with db.transaction() as tx:
         for station in site.stations:
-            payload = station_info_payload(site, station.station_id, boot)
-            if await _already_known(tx, outbox, station.station_id, payload):
-                continue
-            await outbox.enqueue(tx, STATION_INFO, station.station_id, payload, now)
-            queued.append(station.station_id)
+            if await queue_station_info(tx, outbox, site, station.station_id, now, boot):
+                queued.append(station.station_id)
     log.info("station_info_checked", extra={"queued": queued, "stations": len(site.stations)})
     return queued
+
+
+async def queue_station_info(
+    tx: Tx, outbox: Outbox, site: Site, station_id: str, now: datetime, boot: Mapping[str, BootInfo] | None
+) -> bool:
+    """Queue notification_stationInfo of one station in ``tx`` unless the province has it or it is queued."""
+    payload = station_info_payload(site, station_id, boot)
+    if await _already_known(tx, outbox, station_id, payload):
+        return False
+    await outbox.enqueue(tx, STATION_INFO, station_id, payload, now)
+    return True
+
+
+def boot_infos(chargers: Iterable[state.ChargerRow]) -> dict[str, BootInfo]:
+    """What each charger told us in BootNotification, by ocpp_id."""
+    return {c.ocpp_id: BootInfo(c.vendor, c.model, c.serial, c.firmware) for c in chargers}
+
+
+async def stored_boot_info(db: Database) -> dict[str, BootInfo]:
+    """The boot info already stored (start-up passes it, so a restart does not re-push unchanged info)."""
+    async with db.read() as tx:
+        return boot_infos(await state.all_chargers(tx))
 
 
 async def _already_known(tx: Tx, outbox: Outbox, station_id: str, payload: str) -> bool:
@@ -79,7 +97,7 @@ async def station_info_accepted(tx: Tx, row: OutboxRow, _answer: Mapping[str, An
     await snapshots.set_accepted_station_info(tx, row.key, row.payload, row.created_at)
 
 
-ACCEPT_HOOKS = {STATION_INFO: station_info_accepted}
+ACCEPT_HOOKS = {STATION_INFO: station_info_accepted, ORDER_INFO: order_accepted}
 
 
 # ------------------------------------------------------------------------------------------------ chargers
@@ -98,11 +116,13 @@ Where = tuple[str, int, int]  # (charger, evse, connector)
 class ChargerBridge:
     """Applies what chargers report (ocpp-bridge §2-§5): one store transaction per OCPP message, committed before
     the handler answers. Decisions are the pure domain's (``domain.status``, ``domain.sessions``); each returns
-    its pushes, written to the outbox in the same transaction (``_push``).
+    its pushes, written to the outbox in the same transaction (``_push``). What the stored changes mean for the
+    province beyond that (alarms, orders of finished sessions, §7-§8) the ``Reporter`` decides, in the same
+    transaction; a BootNotification that changes its station's info queues notification_stationInfo (D7).
 
     Liveness: ``touch`` records every frame in memory; ``sweep`` (every ``interval_s`` from ``run_timers``)
-    persists it, marks chargers silent for ``offline_after_s`` offline (their connectors report 0) and closes
-    zombie sessions whose grace elapsed. Any event of an offline charger brings it back at once.
+    persists it, marks chargers silent for ``offline_after_s`` offline (their connectors report 0, alarm 27) and
+    closes zombie sessions whose grace elapsed. Any event of an offline charger brings it back at once.
     """
 
     def __init__(
@@ -114,10 +134,13 @@ class ChargerBridge:
         clock: Callable[[], datetime] = utc_now,
         zombie_grace_s: float = sessions.DEFAULT_ZOMBIE_GRACE_S,
         offline_after_s: float = DEFAULT_OFFLINE_AFTER_S,
+        tz: ZoneInfo = DEFAULT_TZ,
+        stop_overrides: Mapping[str, int] | None = None,
     ) -> None:
         self._db = db
         self._outbox = outbox
         self._site = site
+        self._reporter = Reporter(outbox, site, tz=tz, stop_overrides=stop_overrides)
         self._clock = clock
         self._grace_s = zombie_grace_s
         self._offline_after_s = offline_after_s
@@ -197,17 +220,30 @@ class ChargerBridge:
         charger = await state.ensure_charger(tx, event.charger)
         charger = await self._bring_online(tx, charger, now)
         if isinstance(event, ChargerBooted):
-            await state.set_boot(
-                tx, event.charger, event.vendor, event.model, event.serial, event.firmware, event.received_at
-            )
+            await self._booted(tx, event, now)
         elif isinstance(event, ConnectorStatusReported):
             await self._status_reported(tx, charger, event, now)
         elif isinstance(event, MeterSampled):
             await self._sampled(tx, charger, event, now)
         elif isinstance(event, SessionEvent):
             return await self._session_event(tx, charger, event, now)
-        # ChargerSeen: touch and bring_online are all it does; FaultReported: the alarms issue
+        elif isinstance(event, FaultReported):
+            await self._reporter.fault(tx, event, now)
+        # ChargerSeen: touch and bring_online are all it does
         return None
+
+    async def _booted(self, tx: Tx, event: ChargerBooted, now: datetime) -> None:
+        """Store what the charger says about itself; push its station's info when that changes it (D7)."""
+        await state.set_boot(
+            tx, event.charger, event.vendor, event.model, event.serial, event.firmware, event.received_at
+        )
+        place = self._reporter.places.charger(event.charger)
+        if place is None:
+            return
+        boot = boot_infos(await state.all_chargers(tx))
+        station_id = place.station.station_id
+        if await queue_station_info(tx, self._outbox, self._site, station_id, now, boot):
+            log.info("station_info_queued", extra={"charger": event.charger, "station": station_id})
 
     async def _status_reported(
         self, tx: Tx, charger: state.ChargerRow, event: ConnectorStatusReported, now: datetime
@@ -221,6 +257,7 @@ class ChargerBridge:
         await state.put_connector(tx, updated)
         only = None if status.is_charger_level(event.evse) else (event.evse, event.connector)
         await self._restatus(tx, charger, now, only)
+        await self._reporter.status_alarms(tx, event, now)
 
     async def _sampled(self, tx: Tx, charger: state.ChargerRow, event: MeterSampled, now: datetime) -> None:
         where = (event.charger, event.evse, event.connector)
@@ -230,6 +267,8 @@ class ChargerBridge:
             await state.update_session(tx, owner)
         session_id = None if owner is None else owner.id
         await state.insert_samples(tx, where, session_id, event.readings, event.received_at)
+        if owner is not None:
+            await self._reporter.session_written(tx, owner, now)
         known = [(c.evse, c.connector) for c in await state.connectors_of(tx, event.charger)]
         for evse, connector in status.live_targets(event.evse, event.connector, known):
             await self._live(tx, charger, (event.charger, evse, connector), event.readings, now)
@@ -253,6 +292,7 @@ class ChargerBridge:
             where = (event.charger, outcome.session.evse, outcome.session.connector)
             await state.insert_samples(tx, where, session_id, outcome.readings, event.received_at)
             await self._live(tx, charger, where, outcome.readings, now)
+            await self._reporter.session_written(tx, replace(outcome.session, id=session_id), now)
         is_start = version == status.V16 and event.kind == "started"
         return (outcome.reply_id or session_id) if is_start else None
 
@@ -294,6 +334,7 @@ class ChargerBridge:
         for zombie in outcome.zombies:
             await state.update_session(tx, zombie)
             log.info("session_zombie_closed", extra={"charger": zombie.charger, "session": zombie.id})
+            await self._reporter.session_written(tx, zombie, now)
         session_id = None
         if outcome.session is not None:
             session_id = await self._store_session(tx, outcome.session)
@@ -347,6 +388,7 @@ class ChargerBridge:
                 charger_level_fault=level,
                 offline=charger.offline,
                 charging_state=sessions.charging_state_of(here),
+                connector_id=self._reporter.connector_id((row.charger, row.evse, row.connector)),
             )
             if (change := outcome.change) is not None:
                 await state.put_connector(tx, outcome.state)
@@ -365,6 +407,8 @@ class ChargerBridge:
             log.info("charger_online", extra={"charger": row.ocpp_id})
         fresh = await state.ensure_charger(tx, row.ocpp_id)
         await self._restatus(tx, fresh, now)
+        if row.offline:
+            await self._reporter.offline(tx, row.ocpp_id, False, now)
         return fresh
 
     async def _check_offline(self, tx: Tx, row: state.ChargerRow, now: datetime) -> None:
@@ -374,6 +418,7 @@ class ChargerBridge:
         await state.set_offline(tx, row.ocpp_id, offline)
         log.info("charger_offline" if offline else "charger_online", extra={"charger": row.ocpp_id})
         await self._restatus(tx, replace(row, offline=offline), now)
+        await self._reporter.offline(tx, row.ocpp_id, offline, now)
 
     async def _check_zombie(self, tx: Tx, session: sessions.Session, now: datetime) -> None:
         latest = await state.latest_start(tx, session.charger, session.evse, session.connector)
@@ -392,6 +437,4 @@ class ChargerBridge:
 
     async def _push(self, tx: Tx, pushes: Pushes, now: datetime) -> None:
         """The seam for ocpp-bridge §8: every push a decision returns becomes an outbox row in this transaction."""
-        for push in pushes:
-            payload = codec.dumps(dict(push.data)).decode("utf-8")
-            await self._outbox.enqueue(tx, push.interface, push.key, payload, now)
+        await self._reporter.push(tx, pushes, now)

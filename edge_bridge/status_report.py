@@ -1,8 +1,11 @@
-"""``edge-bridge status``: chargers, connectors and open sessions as the store holds them, for a human.
+"""``edge-bridge status``: chargers, connectors, open sessions, orders and active alarms as the store holds them,
+for a human.
 
 Read-only and safe while the daemon runs: SQLite in WAL lets this process read the daemon's file. Configured
 chargers and connectors are listed even when never seen; chargers that connected without being configured
-(``allow_unknown_chargers``) are listed after them.
+(``allow_unknown_chargers``) are listed after them. Orders are counted by state (a queued one with the state of its
+outbox row: a disputed or rejected order is dead-lettered there with the province's reason); the orders not pushed
+or dead-lettered are listed, newest first.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TextIO
 
+from edge_bridge.domain.alarm_rules import ActiveAlarm
 from edge_bridge.domain.sessions import Session
 from edge_bridge.domain.site import ChargerDesc, Site
 from edge_bridge.domain.status import ConnectorState
@@ -27,6 +31,9 @@ async def status_report(db: Database, site: Site, out: TextIO, now: datetime) ->
         chargers = {row.ocpp_id: row for row in await state.all_chargers(tx)}
         connectors = {(c.charger, c.evse, c.connector): c for c in await state.all_connectors(tx)}
         open_sessions = await state.open_sessions(tx)
+        order_counts = await state.order_counts(tx)
+        order_problems = await state.order_problems(tx)
+        alarms = await state.all_active_alarms(tx)
     configured = [charger for station in site.stations for charger in station.chargers]
     names = {c.ocpp_id for c in configured} | set(chargers)
     lines = [
@@ -38,6 +45,13 @@ async def status_report(db: Database, site: Site, out: TextIO, now: datetime) ->
         "",
         f"Open sessions ({len(open_sessions)})",
         *(_session_line(s, now) for s in open_sessions),
+        "",
+        "Orders",
+        *(_order_count_line(*count) for count in order_counts),
+        *(_order_line(line) for line in order_problems),
+        "",
+        f"Active alarms ({len(alarms)})",
+        *(_alarm_line(a, now) for a in alarms),
     ]
     out.write("\n".join(lines) + "\n")
     return 0
@@ -111,3 +125,22 @@ def _session_line(s: Session, now: datetime) -> str:
 
 def _kwh(wh: Decimal) -> str:
     return format((wh / 1000).quantize(Decimal("0.001")), "f")
+
+
+def _order_count_line(order_state: str, outbox_state: str | None, count: int) -> str:
+    outbox = f" (outbox: {outbox_state})" if outbox_state else ""
+    return f"  {order_state + outbox:<28} {count}"
+
+
+def _order_line(line: state.OrderLine) -> str:
+    where = f"{line.where[0]} {line.where[1]}/{line.where[2]}"
+    if line.outbox_state == "dead":
+        detail = f"{line.start_charge_seq}  dead-lettered: {line.reason or '-'}"
+    else:
+        detail = f"not pushed ({line.state})"
+    return f"  #{line.session_id:<6} {where:<20} {detail}"
+
+
+def _alarm_line(a: ActiveAlarm, now: datetime) -> str:
+    where = f"{a.charger} {a.evse}/{a.connector}"
+    return f"  {where:<24} code {a.kind.code:<4} raised {_when(a.raised_at, now)}  {a.note}"

@@ -10,6 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+STATION_INFO = "notification_stationInfo"
+STATION_STATUS = "notification_stationStatus"
+ORDER_INFO = "notification_orderInfo"
+ALARM_REPORT = "alarm_report"
+
 
 @dataclass(frozen=True)
 class Push:

@@ -140,7 +140,7 @@ class SessionOutcome:
     zombies: tuple[Session, ...] = ()
     reply_id: int | None = None
     duplicate: bool = False
-    pushes: Pushes = ()  # the orders issue fills this (a session that finished, zombies)
+    pushes: Pushes = ()  # orders are built by the bridge once the session is stored (``order_rules``)
 
 
 IGNORED = SessionOutcome(duplicate=True)
@@ -218,6 +218,12 @@ def _endpoints(session: Session) -> tuple[Register | None, Register | None]:
     if session.meter_stop_wh is not None:
         stop = Register(session.ended_at or session.last_activity_at, session.meter_stop_wh)
     return start, stop
+
+
+def energy_baseline(session: Session) -> Register | None:
+    """The register reading the session's energy counts from (``settle``'s baseline); None when unknown."""
+    start, _ = _endpoints(session)
+    return None if start is None else baseline(start, session.registers.first_nonzero)[0]
 
 
 def settle(session: Session) -> Session:

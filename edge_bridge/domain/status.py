@@ -8,6 +8,9 @@ A connector's provincial Status is decided in two steps:
    (1.6 connectorId 0 / 2.0.1 evseId 0 reporting Faulted or Unavailable) makes every connector 255 until that
    charger-level status is replaced by a newer one that is not a fault (Available).
 
+A change of the effective Status of a configured connector is one notification_stationStatus push (D9,
+``status_push``); a connector that never reported a status is not decided and not pushed.
+
 The latest charger timestamp wins: a status report older than the one applied for that connector is logged but
 changes nothing (``apply_report``). A report with the same timestamp as the applied one is applied (arrival order).
 """
@@ -20,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from edge_bridge.domain.events import ConnectorStatusReported, Reading
-from edge_bridge.domain.pushes import Pushes
+from edge_bridge.domain.pushes import STATION_STATUS, Push, Pushes
 
 OFFLINE = 0
 IDLE = 1
@@ -65,6 +68,8 @@ CHARGING_STATE_201: Mapping[str, int] = {
 
 TABLES: Mapping[str, Mapping[str, int]] = {V16: STATUS_16, V201: STATUS_201}
 ANY_VERSION: Mapping[str, int] = {**STATUS_16, **STATUS_201}  # a charger whose version we do not know yet
+
+NO_SENSOR = 0  # ParkStatus / LockStatus: unknown (no parking or lock sensor)
 
 CHARGER_LEVEL_FAULTS = frozenset({"Faulted", "Unavailable"})
 CHARGER_LEVEL_EVSE = 0
@@ -149,7 +154,7 @@ class ConnectorOutcome:
 
     state: ConnectorState
     change: StatusChange | None = None
-    pushes: Pushes = ()  # the notification_stationStatus issue fills this from ``change``
+    pushes: Pushes = ()  # notification_stationStatus of ``change``, when the connector is configured
 
 
 def apply_report(state: ConnectorState, report: ConnectorStatusReported) -> ConnectorState | None:
@@ -196,13 +201,31 @@ def _or(new: Decimal | None, old: Decimal | None) -> Decimal | None:
 
 
 def restatus(
-    state: ConnectorState, *, version: str, charger_level_fault: bool, offline: bool, charging_state: str = ""
+    state: ConnectorState,
+    *,
+    version: str,
+    charger_level_fault: bool,
+    offline: bool,
+    charging_state: str = "",
+    connector_id: str | None = None,
 ) -> ConnectorOutcome:
-    """Decide the connector's effective Status again; ``charging_state`` is that of its open 2.0.1 transaction."""
+    """Decide the connector's effective Status again; ``charging_state`` is that of its open 2.0.1 transaction.
+
+    A connector that never reported a status is not decided (the province hears of it when it reports). A change
+    of a configured connector (``connector_id``: its provincial ConnectorID) is pushed (D9)."""
+    if not state.ocpp_status:
+        return ConnectorOutcome(state)
     own = provincial_status(version, state.ocpp_status, charging_state)
     fault = charger_level_fault and not is_charger_level(state.evse)
     after = effective_status(own, fault, offline)
     if after == state.provincial_status:
         return ConnectorOutcome(state)
     change = StatusChange(state.charger, state.evse, state.connector, state.provincial_status, after)
-    return ConnectorOutcome(replace(state, provincial_status=after), change)
+    pushes = () if connector_id is None else (status_push(connector_id, after),)
+    return ConnectorOutcome(replace(state, provincial_status=after), change, pushes)
+
+
+def status_push(connector_id: str, value: int) -> Push:
+    """notification_stationStatus of one connector (D9), keyed by its ConnectorID so its pushes stay in order."""
+    info = {"ConnectorID": connector_id, "Status": value, "ParkStatus": NO_SENSOR, "LockStatus": NO_SENSOR}
+    return Push(STATION_STATUS, connector_id, {"ConnectorStatusInfo": info})

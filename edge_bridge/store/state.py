@@ -1,5 +1,6 @@
 """SQL for what the chargers told us: chargers, connectors, status reports, sessions, meter samples, 2.0.1 event
-keys (migration 0002). Functions take the caller's ``Tx``; no business rules: the domain decides, this stores.
+keys (migration 0002); orders of sessions and active alarms (migration 0003). Functions take the caller's ``Tx``;
+no business rules: the domain decides, this stores.
 
 Decimals are stored as exact text (``format(d, "f")``), times as ``db.to_db`` text, flags as a JSON list.
 A row that cannot be read back raises StoreError.
@@ -16,6 +17,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from edge_bridge.domain.alarm_rules import ActiveAlarm
+from edge_bridge.domain.alarms import AlarmKind
 from edge_bridge.domain.events import ConnectorStatusReported, Reading
 from edge_bridge.domain.sessions import Register, Registers, Session
 from edge_bridge.domain.status import ConnectorState
@@ -276,6 +279,7 @@ _SETS = ", ".join(f"{c} = ?" for c in SESSION_COLUMNS)
 INSERT_SESSION = f"INSERT INTO sessions ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
 UPDATE_SESSION = f"UPDATE sessions SET {_SETS} WHERE id = ?"  # noqa: S608
 SET_REF = "UPDATE sessions SET transaction_ref = ?2 WHERE id = ?1"
+BY_ID = "SELECT * FROM sessions WHERE id = ?"
 BY_REF = "SELECT * FROM sessions WHERE ocpp_id = ? AND version = ? AND transaction_ref = ? AND orphan = ?"
 BY_START_KEY = "SELECT * FROM sessions WHERE start_key = ?"
 BY_STOP_KEY = "SELECT * FROM sessions WHERE ocpp_id = ? AND stop_key = ?"
@@ -393,6 +397,10 @@ async def _one_session(tx: Tx, sql: str, params: Sequence[Any]) -> Session | Non
     return None if row is None else _read(row, _session)
 
 
+async def get_session(tx: Tx, session_id: int) -> Session | None:
+    return await _one_session(tx, BY_ID, (session_id,))
+
+
 async def session_by_ref(tx: Tx, charger: str, version: str, ref: str, orphan: bool = False) -> Session | None:
     return await _one_session(tx, BY_REF, (charger, version, ref, int(orphan)))
 
@@ -471,3 +479,144 @@ async def record_tx_event(tx: Tx, charger: str, ref: str, seq_no: int, event_typ
     """Remember a 2.0.1 TransactionEvent key; False when it was already known (a repeat)."""
     cursor = await tx.execute(RECORD_TX_EVENT, (charger, ref, seq_no, event_type, to_db(received_at)))
     return cursor.rowcount == 1
+
+
+# ------------------------------------------------------------------------------------------------ orders (0003)
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """The order of a session: its state (None: not decided), StartChargeSeq and outbox row once queued."""
+
+    state: str | None = None
+    start_charge_seq: str | None = None
+    outbox_id: int | None = None
+    confirm_result: int | None = None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """A session whose order needs a human's eye: not pushed, or dead-lettered (with the outbox's reason)."""
+
+    session_id: int
+    where: tuple[str, int, int]
+    state: str
+    start_charge_seq: str | None
+    outbox_state: str | None
+    reason: str | None
+
+
+GET_ORDER = "SELECT order_state, start_charge_seq, order_outbox_id, confirm_result FROM sessions WHERE id = ?"
+SET_ORDER = """
+UPDATE sessions SET order_state = ?2, start_charge_seq = COALESCE(?3, start_charge_seq),
+    order_outbox_id = COALESCE(?4, order_outbox_id)
+WHERE id = ?1
+"""
+ACCEPT_ORDER = "UPDATE sessions SET order_state = 'accepted', confirm_result = ?2 WHERE start_charge_seq = ?1"
+SESSION_REGISTERS = """
+SELECT at, energy_wh FROM meter_samples WHERE session_id = ? AND energy_wh IS NOT NULL ORDER BY at, id
+"""
+ORDER_COUNTS = """
+SELECT s.order_state, o.state AS outbox_state, COUNT(*) AS n
+FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
+WHERE s.order_state IS NOT NULL GROUP BY s.order_state, o.state ORDER BY s.order_state, o.state
+"""
+ORDER_PROBLEMS = """
+SELECT s.id, s.ocpp_id, s.evse, s.connector, s.order_state, s.start_charge_seq, o.state AS outbox_state,
+    o.last_error
+FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
+WHERE s.order_state IN ('unconfigured', 'unmeasured') OR o.state = 'dead'
+ORDER BY s.id DESC LIMIT ?
+"""
+
+
+def _order(row: aiosqlite.Row) -> OrderRecord:
+    return OrderRecord(row["order_state"], row["start_charge_seq"], row["order_outbox_id"], row["confirm_result"])
+
+
+async def get_order(tx: Tx, session_id: int) -> OrderRecord:
+    row = await tx.fetchone(GET_ORDER, (session_id,))
+    if row is None:
+        raise StoreError(f"session {session_id} vanished")
+    return _read(row, _order)
+
+
+async def set_order(
+    tx: Tx, session_id: int, order_state: str, start_charge_seq: str | None = None, outbox_id: int | None = None
+) -> None:
+    """Record the order decision of a session (seq and outbox row are kept when not given)."""
+    await tx.execute(SET_ORDER, (session_id, order_state, start_charge_seq, outbox_id))
+
+
+async def accept_order(tx: Tx, start_charge_seq: str, confirm_result: int | None) -> int:
+    """The province accepted the order ``start_charge_seq``; returns the number of sessions updated (0 or 1)."""
+    cursor = await tx.execute(ACCEPT_ORDER, (start_charge_seq, confirm_result))
+    return cursor.rowcount
+
+
+def _register_row(row: aiosqlite.Row) -> tuple[datetime, Decimal]:
+    return _required(row["at"]), Decimal(row["energy_wh"])
+
+
+async def session_registers(tx: Tx, session_id: int) -> list[tuple[datetime, Decimal]]:
+    """The energy register readings stored for a session: (charger time, Wh), by time."""
+    return [_read(row, _register_row) for row in await tx.fetchall(SESSION_REGISTERS, (session_id,))]
+
+
+async def order_counts(tx: Tx) -> list[tuple[str, str | None, int]]:
+    """(order state, outbox state of its row or None, count) for every decided order."""
+    return [(r["order_state"], r["outbox_state"], r["n"]) for r in await tx.fetchall(ORDER_COUNTS)]
+
+
+def _order_line(row: aiosqlite.Row) -> OrderLine:
+    where = (row["ocpp_id"], row["evse"], row["connector"])
+    return OrderLine(
+        row["id"], where, row["order_state"], row["start_charge_seq"], row["outbox_state"], row["last_error"]
+    )
+
+
+async def order_problems(tx: Tx, limit: int = 20) -> list[OrderLine]:
+    """The newest orders not pushed (unconfigured, unmeasured) or dead-lettered."""
+    return [_read(row, _order_line) for row in await tx.fetchall(ORDER_PROBLEMS, (limit,))]
+
+
+# ------------------------------------------------------------------------------------------------ alarms (0003)
+
+ACTIVE_ALARMS = "SELECT * FROM active_alarms WHERE ocpp_id = ? ORDER BY raised_at, alarm_key"
+ALL_ACTIVE_ALARMS = "SELECT * FROM active_alarms ORDER BY ocpp_id, raised_at, alarm_key"
+RAISE_ALARM = """
+INSERT INTO active_alarms (ocpp_id, alarm_key, evse, connector, alarm_code, alarm_type, alarm_level, note, raised_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (ocpp_id, alarm_key) DO NOTHING
+"""
+CLEAR_ALARM = "DELETE FROM active_alarms WHERE ocpp_id = ? AND alarm_key = ?"
+
+
+def _alarm(row: aiosqlite.Row) -> ActiveAlarm:
+    return ActiveAlarm(
+        charger=row["ocpp_id"],
+        key=row["alarm_key"],
+        evse=row["evse"],
+        connector=row["connector"],
+        kind=AlarmKind(row["alarm_code"], row["alarm_type"], row["alarm_level"]),
+        note=row["note"],
+        raised_at=_required(row["raised_at"]),
+    )
+
+
+async def active_alarms(tx: Tx, charger: str) -> list[ActiveAlarm]:
+    return [_read(row, _alarm) for row in await tx.fetchall(ACTIVE_ALARMS, (charger,))]
+
+
+async def all_active_alarms(tx: Tx) -> list[ActiveAlarm]:
+    return [_read(row, _alarm) for row in await tx.fetchall(ALL_ACTIVE_ALARMS)]
+
+
+async def raise_alarm(tx: Tx, a: ActiveAlarm) -> None:
+    """Remember ``a`` as active (a second raise of the same key keeps the first)."""
+    params = (a.charger, a.key, a.evse, a.connector, a.kind.code, a.kind.type, a.kind.level, a.note, to_db(a.raised_at))
+    await tx.execute(RAISE_ALARM, params)
+
+
+async def clear_alarm(tx: Tx, charger: str, key: str) -> None:
+    await tx.execute(CLEAR_ALARM, (charger, key))

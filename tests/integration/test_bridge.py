@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from edge_bridge.bridge import Applied, ChargerBridge
+from edge_bridge.config import Config
 from edge_bridge.domain.events import (
     ChargerBooted,
     ChargerSeen,
@@ -24,13 +25,13 @@ from edge_bridge.domain.events import (
     SessionEvent,
     SessionKind,
 )
-from edge_bridge.domain.site import Operator, Site
 from edge_bridge.errors import StoreError
 from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
+from tests.conftest import example_raw
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-SITE = Site(Operator("MA7G5YA24", "Example"))
+SITE = Config.model_validate(example_raw()).site_model()  # CP-DC-01 connectors 1 and 2, CP-AC-01 EVSE 1
 DC, AC = "CP-DC-01", "CP-AC-01"
 
 
@@ -168,7 +169,10 @@ async def test_full_16_session(bridge: ChargerBridge, db: Database) -> None:
     assert await provincial(db) == 1
     (charger,) = await rows(db, "SELECT vendor, model, ocpp_version, connected FROM chargers")
     assert charger == {"vendor": "ACME", "model": "DC120", "ocpp_version": "1.6", "connected": 1}
-    assert await Outbox(db).counts() == {"pending": 0, "sent": 0, "dead": 0}  # pushes: the next issue
+    pushed = [(r.interface, r.key) for r in reversed(await Outbox(db).rows())]
+    statuses = [("notification_stationStatus", "370202000001001A")] * 4
+    order = [("notification_orderInfo", "370202000001001A")]
+    assert pushed == [("notification_stationInfo", "370202000001"), *statuses[:2], *order, *statuses[2:]]
 
 
 async def test_repeated_start_gets_the_same_transaction_id(bridge: ChargerBridge, db: Database) -> None:
@@ -198,7 +202,8 @@ async def test_stop_for_an_unknown_id_is_an_orphan(bridge: ChargerBridge, db: Da
         "2024-05-01T08:01:40.000000Z",
         "7000",
     )
-    assert (s["energy_wh"], json.loads(s["flags"]), s["transaction_ref"]) == ("1000", ["orphan"], str(s["id"]))
+    flags = ["orphan", "order_unconfigured"]  # a 1.6 stop names no connector; this charger has two
+    assert (s["energy_wh"], json.loads(s["flags"]), s["transaction_ref"]) == ("1000", flags, str(s["id"]))
     assert len(await rows(db, "SELECT * FROM meter_samples WHERE session_id = ?", (s["id"],))) == 2
 
 
@@ -337,7 +342,7 @@ async def test_zombie_closed_after_available_and_the_grace(bridge: ChargerBridge
     assert (s["end_source"], s["energy_wh"], json.loads(s["flags"])) == (
         "stop",
         "600",
-        ["zombie", "stopped_after_zombie"],
+        ["zombie", "stopped_after_zombie", "changed_after_order"],  # the zombie's order stands (D10)
     )
 
 

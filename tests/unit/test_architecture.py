@@ -23,6 +23,7 @@ LOWER_LAYERS = {  # these packages never import the modules above them
     "domain": {
         "edge_bridge.config",
         "edge_bridge.bridge",
+        "edge_bridge.reporter",
         "edge_bridge.app",
         "edge_bridge.store",
         "edge_bridge.charger",
@@ -31,6 +32,7 @@ LOWER_LAYERS = {  # these packages never import the modules above them
     },
     "store": {
         "edge_bridge.bridge",
+        "edge_bridge.reporter",
         "edge_bridge.app",
         "edge_bridge.charger",
         "edge_bridge.provincial",
