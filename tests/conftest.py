@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,13 @@ async def opened() -> AsyncIterator[Opener]:
 @pytest.fixture
 async def db(opened: Opener, tmp_path: Path) -> Database:
     return await opened(tmp_path / "edge.db")
+
+
+class Clock:
+    """A settable clock for code that takes ``clock=``: ``clock.now`` is what it returns."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

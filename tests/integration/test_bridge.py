@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +25,9 @@ from edge_bridge.domain.events import (
     SessionKind,
 )
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
-from tests.conftest import example_raw
+from tests.conftest import Clock, Opener, example_raw
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 SITE = Config.model_validate(example_raw()).site_model()  # CP-DC-01 connectors 1 and 2, CP-AC-01 EVSE 1
@@ -39,43 +38,19 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-Opener = Callable[[Path], Awaitable[Database]]
-
-
-@pytest.fixture
-async def opener() -> AsyncIterator[Opener]:
-    databases: list[Database] = []
-
-    async def open_(path: Path) -> Database:
-        databases.append(await open_database(path))
-        return databases[-1]
-
-    yield open_
-    for database in databases:
-        await database.close()
-
-
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "edge.db"
 
 
 @pytest.fixture
-async def db(opener: Opener, path: Path) -> Database:
-    return await opener(path)
+async def db(opened: Opener, path: Path) -> Database:
+    return await opened(path)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -357,13 +332,13 @@ async def test_zombie_grace_is_a_parameter(db: Database, clock: Clock) -> None:
 # ------------------------------------------------------------------------------------------------ restart safety
 
 
-async def test_stop_after_a_restart_closes_the_right_session(opener: Opener, path: Path, clock: Clock) -> None:
-    db = await opener(path)
+async def test_stop_after_a_restart_closes_the_right_session(opened: Opener, path: Path, clock: Clock) -> None:
+    db = await opened(path)
     bridge = ChargerBridge(db, Outbox(db), SITE, clock=clock)
     other = await started_id(bridge, start(0, meter="50", evse=2))
     tid = await started_id(bridge, start(10, meter="1000"))
     await db.close()
-    db = await opener(path)
+    db = await opened(path)
     bridge = ChargerBridge(db, Outbox(db), SITE, clock=clock)
     assert await started_id(bridge, start(10, meter="1000")) == tid  # a replayed start, after the restart
     await bridge.apply([stop(tid, 600, "3000")])
@@ -371,15 +346,15 @@ async def test_stop_after_a_restart_closes_the_right_session(opener: Opener, pat
     assert (await session(db, other))["state"] == "open"
 
 
-async def test_transaction_ids_stay_monotonic_after_deleting_rows(opener: Opener, path: Path, clock: Clock) -> None:
-    db = await opener(path)
+async def test_transaction_ids_stay_monotonic_after_deleting_rows(opened: Opener, path: Path, clock: Clock) -> None:
+    db = await opened(path)
     bridge = ChargerBridge(db, Outbox(db), SITE, clock=clock)
     ids = [await started_id(bridge, start(n)) for n in range(3)]
     assert ids == sorted(ids) and ids[0] > 0
     async with db.transaction() as t:
         await t.execute("DELETE FROM sessions")
     await db.close()
-    db = await opener(path)
+    db = await opened(path)
     bridge = ChargerBridge(db, Outbox(db), SITE, clock=clock)
     assert await started_id(bridge, start(100)) > ids[-1]
 

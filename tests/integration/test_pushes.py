@@ -36,7 +36,7 @@ from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
 from simulators.province import MockProvince
 from simulators.province_checks import CHECKS
-from tests.conftest import Opener
+from tests.conftest import Clock, Opener
 
 T0 = datetime(2024, 5, 1, 7, 20, tzinfo=UTC)  # 15:20 in Shanghai
 DC, AC, STRANGER = "CP-DC-01", "CP-AC-01", "CP-XX-99"
@@ -56,17 +56,9 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 def make_bridge(db: Database, config: Config, clock: Clock) -> ChargerBridge:
