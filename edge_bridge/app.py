@@ -21,7 +21,7 @@ from edge_bridge.config import Config
 from edge_bridge.provincial.client import ProvinceClient
 from edge_bridge.provincial.pull_server import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
-from edge_bridge.store import tokens
+from edge_bridge.store import retention, tokens
 from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.timeutil import utc_now
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 3.0
 MAINTENANCE_INTERVAL_S = 3600.0
+TIMER_INTERVAL_S = 5.0
 
 
 class Listener(Protocol):
@@ -53,11 +54,13 @@ class App:
         clock: Callable[[], datetime] = utc_now,
         notify: Callable[[str], bool] = systemd.notify,
         drain_timeout_s: float = DRAIN_TIMEOUT_S,
+        timer_interval_s: float = TIMER_INTERVAL_S,
     ) -> None:
         self.config = config
         self._clock = clock
         self._notify = notify
         self._drain_timeout_s = drain_timeout_s
+        self._timer_interval_s = timer_interval_s  # how often the bridge looks for silent chargers and zombies
         self.started = asyncio.Event()
         self.pull_port: int | None = None
         self.ocpp_port: int | None = None
@@ -100,7 +103,7 @@ class App:
             upload = group.create_task(uploader.run())
             group.create_task(self._watchdog(stop))
             group.create_task(self._maintenance(db, outbox, stop))
-            group.create_task(bridge.run_timers(stop))
+            group.create_task(bridge.run_timers(stop, self._timer_interval_s))
             self._notify("READY=1")
             self.started.set()
             ports = {"pull_port": self.pull_port, "ocpp_port": self.ocpp_port}
@@ -147,13 +150,20 @@ class App:
                 await asyncio.wait_for(stop.wait(), interval)
 
     async def _maintenance(self, db: Database, outbox: Outbox, stop: asyncio.Event) -> None:
-        """Hourly: forget expired tokens and accepted pushes older than the retention."""
+        """Hourly: forget what the retention settles (``[retention]``) and expired tokens."""
         while not stop.is_set():
-            now = self._clock()
-            purged = await outbox.purge_sent(now - timedelta(days=self.config.retention.outbox_days))
-            async with db.transaction() as tx:
-                expired = await tokens.purge_expired(tx, now)
-            if purged or expired:
-                log.info("maintenance", extra={"outbox_purged": purged, "tokens_purged": expired})
+            await self._maintain(db, outbox, self._clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_S)
+
+    async def _maintain(self, db: Database, outbox: Outbox, now: datetime) -> None:
+        keep = self.config.retention
+        sent = await outbox.purge_sent(now - timedelta(days=keep.outbox_days))
+        async with db.transaction() as tx:
+            expired = await tokens.purge_expired(tx, now)
+            old = await retention.purge(
+                tx, now - timedelta(days=keep.meter_samples_days), now - timedelta(days=keep.sessions_days)
+            )
+        counts = {"outbox": sent, "tokens": expired, "samples": old.samples, "status_reports": old.status_reports}
+        if any(counts.values()) or old.sessions:
+            log.info("maintenance_purged", extra={**counts, "sessions": old.sessions})

@@ -4,6 +4,11 @@ committed to its store.
 ``start_daemon(mutate=None)`` starts one daemon on a config written by ``write_config(mutate)`` and returns a
 ``Daemon``: ``url(identity)`` for a charger, ``store`` to read the database with a separate sqlite3 connection (so
 only committed data is seen). ``daemon`` is one started on the example config. Every daemon is stopped at teardown.
+
+``province`` is the strict mock province of the example config on an ephemeral port (stopped after the daemons);
+``start_site(mutate=None, **app_options)`` starts a daemon whose pushes go to it and returns a ``Site``: what the
+province received, ``pull`` to query the daemon as the province does, ``delivered()`` to wait for the outbox to
+drain. ``site`` is one started on the example config.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ from edge_bridge.app import App
 from edge_bridge.config import Config, load_config
 from edge_bridge.store.db import from_db
 from simulators.charger import SimClock
+from simulators.province import MockProvince, pull
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+DELIVERY_TIMEOUT_S = 10.0
+POLL_S = 0.02
 
 
 def sim_start() -> datetime:
@@ -102,12 +110,13 @@ StartDaemon = Callable[..., Awaitable[Daemon]]
 
 @pytest.fixture
 async def start_daemon(write_config: Callable[..., Path]) -> AsyncIterator[StartDaemon]:
-    """start_daemon(mutate=None) -> a running Daemon on write_config(mutate); all stopped at teardown."""
+    """start_daemon(mutate=None, **app_options) -> a running Daemon on write_config(mutate) (``App`` keyword
+    arguments such as ``timer_interval_s`` pass through); all stopped at teardown."""
     running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
-    async def start(mutate: Callable[[dict[str, Any]], None] | None = None) -> Daemon:
+    async def start(mutate: Callable[[dict[str, Any]], None] | None = None, **app_options: Any) -> Daemon:
         config = load_config(write_config(mutate, name=f"config-{len(running)}.toml"))
-        app = App(config, drain_timeout_s=0.5)
+        app = App(config, drain_timeout_s=0.5, **app_options)
         stop = asyncio.Event()
         task = asyncio.create_task(app.run(stop), name="edge-bridge")
         running.append((stop, task))
@@ -130,3 +139,85 @@ async def start_daemon(write_config: Callable[..., Path]) -> AsyncIterator[Start
 @pytest.fixture
 async def daemon(start_daemon: StartDaemon) -> Daemon:
     return await start_daemon()
+
+
+# ---------------------------------------------------------------------------------------------- the site
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not check():
+                await asyncio.sleep(POLL_S)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {timeout_s} s") from None
+
+
+@dataclass
+class Site:
+    """A daemon whose provincial pushes go to ``province``."""
+
+    daemon: Daemon
+    province: MockProvince
+
+    @property
+    def config(self) -> Config:
+        return self.daemon.config
+
+    @property
+    def pull_base(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.app.pull_port}{self.config.pull_api.path_prefix}"
+
+    async def pull(self, interface: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Call the daemon's pull API as the province does (token first); the answer's Data, Ret 0 asserted."""
+        p = self.config.province
+        ret, msg, answer = await pull(
+            self.pull_base, interface, data, province_id=p.operator_id, secrets=p.secrets(), tz=self.config.tz
+        )
+        assert ret == 0, f"{interface}: Ret {ret} {msg}"
+        assert answer is not None, f"{interface}: no Data"
+        return answer
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self.daemon.store.rows("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+        return {row["state"]: row["n"] for row in rows}
+
+    async def delivered(self, timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
+        """Wait until nothing committed so far is pending in the outbox; none of it may be dead-lettered."""
+        await eventually(lambda: not self.outbox_counts().get("pending"), "the outbox to drain", timeout_s)
+        assert not self.outbox_counts().get("dead"), self.daemon.store.rows("SELECT * FROM outbox WHERE state='dead'")
+
+
+StartSite = Callable[..., Awaitable[Site]]
+
+
+@pytest.fixture
+async def province(config: Config) -> AsyncIterator[MockProvince]:
+    """The mock province of the example config on an ephemeral port. Set up before (so stopped after) the
+    daemons of ``start_site``."""
+    mock = MockProvince.from_config(config)
+    await mock.start()
+    yield mock
+    await mock.stop()
+
+
+@pytest.fixture
+async def start_site(province: MockProvince, start_daemon: StartDaemon) -> StartSite:
+    """start_site(mutate=None, **app_options) -> a Site: a daemon on write_config(mutate) pushing to ``province``,
+    retrying quickly (``mutate`` may override)."""
+
+    async def start(mutate: Callable[[dict[str, Any]], None] | None = None, **app_options: Any) -> Site:
+        def to_province(raw: dict[str, Any]) -> None:
+            raw["province"].update(base_url=province.url, retry_initial_s=0.05, retry_max_s=0.5)
+            if mutate is not None:
+                mutate(raw)
+
+        return Site(await start_daemon(to_province, **app_options), province)
+
+    return start
+
+
+@pytest.fixture
+async def site(start_site: StartSite) -> Site:
+    return await start_site()
