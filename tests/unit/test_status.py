@@ -149,6 +149,14 @@ def test_live_readings_latest_wins_and_keep_what_a_reading_lacks() -> None:
     assert (state.power_w, state.soc, state.readings_at) == (Decimal(6500), Decimal(40), T0 + timedelta(seconds=60))
 
 
+def test_an_available_connector_has_no_live_readings_left() -> None:
+    charging = apply_readings(ConnectorState("CP", 1, 1), (Reading(T0, power_w=Decimal(60000), soc=Decimal(80)),))
+    finishing = apply_report(charging, report("Finishing", T0 + timedelta(seconds=1)))
+    assert finishing is not None and finishing.power_w == Decimal(60000)
+    idle = apply_report(finishing, report("Available", T0 + timedelta(seconds=2)))
+    assert idle is not None and (idle.power_w, idle.soc, idle.current_a, idle.voltage_v) == (None, None, None, None)
+
+
 @pytest.mark.parametrize(("text", "version"), [("ocpp1.6", "1.6"), ("1.6", "1.6"), ("ocpp2.0.1", "2.0.1")])
 def test_ocpp_version_names(text: str, version: str) -> None:
     assert status.ocpp_version(text) == version
