@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint demo venv clean
+.PHONY: run test lint demo bench venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-bridge needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -34,6 +34,9 @@ test: lint
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m simulators.demo --config $(CONFIG)
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.ocpp_load
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,37 +5,34 @@ request in the D6 order and records what it saw; ``problems()`` lists everything
 Faults (a Ret, an HTTP status, a stall, a down window) can be injected in-process or over ``/_mock/*``.
 
 ``edge-bridge-sim-province serve`` runs it; ``edge-bridge-sim-province pull ...`` queries OUR pull API with ``pull()``.
+Both, and ``pull()``, live in :mod:`simulators.province_pull` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
 import contextlib
 import hmac
 import json
 import logging
-import signal
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from secrets import randbelow, token_urlsafe
+from secrets import token_urlsafe
 from typing import Any, Literal
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from aiohttp import web
 
-from edge_bridge.config import Config, load_config
-from edge_bridge.domain.wiretime import TIMESTAMP, format_timestamp
-from edge_bridge.errors import CodecError, ConfigError
+from edge_bridge.config import Config
+from edge_bridge.domain.wiretime import TIMESTAMP
+from edge_bridge.errors import CodecError
 from edge_bridge.provincial.codec import (
     RET_DATA,
     RET_ENVELOPE,
@@ -43,17 +40,24 @@ from edge_bridge.provincial.codec import (
     RET_SIGNATURE,
     RET_TOKEN,
     RequestEnvelope,
-    SeqCounter,
     decrypt_data,
-    encode_request,
     encode_response,
-    open_response,
     parse_request,
-    parse_response,
     verify_request,
 )
 from edge_bridge.provincial.crypto import Secrets
 from simulators.province_checks import CHECKS, check_envelope_format, check_token_request
+
+# The pull client and the CLI live in simulators.province_pull (which imports this module only to serve); they are
+# re-exported here so ``from simulators.province import pull, main, ...`` and the console script keep working.
+from simulators.province_pull import QUERIES as QUERIES
+from simulators.province_pull import PullError as PullError
+from simulators.province_pull import _default_pull_url as _default_pull_url
+from simulators.province_pull import _parser as _parser
+from simulators.province_pull import default_query as default_query
+from simulators.province_pull import main as main
+from simulators.province_pull import pretty_json as pretty_json
+from simulators.province_pull import pull as pull
 
 log = logging.getLogger("simulators.province")
 
@@ -464,237 +468,6 @@ class MockProvince:
 
     async def _on_problems(self, request: web.Request) -> web.Response:
         return web.json_response(self.problems(), dumps=lambda v: json.dumps(v, ensure_ascii=False))
-
-
-# ---------------------------------------------------------------------------------------------------- pull client
-
-
-class PullError(Exception):
-    """The pull could not be completed: refused token, HTTP error or an unreadable answer."""
-
-
-@dataclass
-class _Caller:
-    session: aiohttp.ClientSession
-    base_url: str
-    province_id: str
-    secrets: Secrets
-    tz: ZoneInfo
-    clock: Callable[[], datetime]
-    timeout: aiohttp.ClientTimeout
-    seq: SeqCounter = field(default_factory=SeqCounter)
-
-    async def post(self, interface: str, data: Any, token: str | None) -> tuple[int, str, dict[str, Any] | None]:
-        now = self.clock()
-        envelope = encode_request(
-            data,
-            operator_id=self.province_id,
-            secrets=self.secrets,
-            timestamp=format_timestamp(now, self.tz),
-            seq=self.seq.next(now),
-        )
-        headers = {"Content-Type": "application/json;charset=utf-8"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        url = self.base_url.rstrip("/") + "/" + interface
-        body = json.dumps(envelope.as_body()).encode()
-        async with self.session.post(url, data=body, headers=headers, timeout=self.timeout) as resp:
-            raw = await resp.read()
-            if resp.status != 200:
-                raise PullError(f"{url}: HTTP {resp.status}")
-        try:
-            response = parse_response(raw)
-            return response.ret, response.msg, open_response(response, self.secrets)
-        except CodecError as exc:
-            raise PullError(f"{url}: {exc}") from exc
-
-
-async def pull(
-    base_url: str,
-    interface: str,
-    data: Any,
-    *,
-    province_id: str,
-    secrets: Secrets,
-    session: aiohttp.ClientSession | None = None,
-    token: str | None = None,
-    tz: ZoneInfo | None = None,
-    clock: Callable[[], datetime] = utc_now,
-    timeout_s: float = 10.0,
-) -> tuple[int, str, dict[str, Any] | None]:
-    """Call one interface of an operator's pull API as the province: fetch a token first (unless ``interface``
-    is query_token or ``token`` is given), then POST the query. Returns (Ret, Msg, decrypted Data or None).
-
-    Raises PullError when the token is refused (SuccStat 1) or the answer is not a readable envelope; connection
-    errors are aiohttp's.
-    """
-    own = session is None
-    session = session if session is not None else aiohttp.ClientSession()
-    caller = _Caller(
-        session,
-        base_url,
-        province_id,
-        secrets,
-        tz or ZoneInfo("Asia/Shanghai"),
-        clock,
-        aiohttp.ClientTimeout(total=timeout_s),
-    )
-    try:
-        if interface != TOKEN and token is None:
-            query = {"OperatorID": province_id, "OperatorSecret": secrets.operator_secret}
-            ret, msg, answer = await caller.post(TOKEN, query, None)
-            if ret != RET_OK:
-                return ret, msg, answer
-            if not answer or answer.get("SuccStat") != 0 or not answer.get("AccessToken"):
-                reason = (answer or {}).get("FailReason")
-                raise PullError(f"query_token refused: SuccStat {(answer or {}).get('SuccStat')} FailReason {reason}")
-            token = str(answer["AccessToken"])
-        return await caller.post(interface, data, token)
-    finally:
-        if own:
-            await session.close()
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-
-QUERIES = {
-    "token": TOKEN,
-    "stations": "query_stations_info",
-    "status": "query_station_status",
-    "stats": "query_station_stats",
-    "policy": "query_equip_business_policy",
-}
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-bridge-sim-province", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the mock province until SIGINT/SIGTERM")
-    serve.add_argument("--config", required=True, type=Path)
-    serve.add_argument("--listen", help="HOST:PORT (default: host and port of [province].base_url)")
-    serve.add_argument("--record", type=Path, help="append one JSON line per request to this file")
-    query = commands.add_parser("pull", help="call OUR pull API as the province and print the answer")
-    query.add_argument("query", choices=sorted(QUERIES))
-    query.add_argument("--config", required=True, type=Path)
-    query.add_argument("--url", help="pull API base URL (default: from [pull_api])")
-    query.add_argument("--station")
-    query.add_argument("--connector")
-    query.add_argument("--start", help="yyyy-MM-dd")
-    query.add_argument("--end", help="yyyy-MM-dd")
-    query.add_argument("--page", type=int, default=1)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-        return asyncio.run(_serve(config, args))
-    return asyncio.run(_pull_command(config, args))
-
-
-def _split_host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-async def _serve(config: Config, args: argparse.Namespace) -> int:
-    base = urlparse(config.province.base_url)
-    host, port = _split_host_port(args.listen) if args.listen else (base.hostname or "127.0.0.1", base.port or 80)
-    province = MockProvince.from_config(config, record_path=args.record)
-    try:
-        url = await province.start(host, port)
-    except OSError as exc:
-        print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    log.info("mock province listening on %s", url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await province.stop()
-    return 0
-
-
-def _default_pull_url(config: Config) -> str:
-    host, port = config.pull_api.host_port
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - mapping a wildcard to loopback
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}{config.pull_api.path_prefix}"
-
-
-def default_query(config: Config, args: argparse.Namespace, now: datetime) -> tuple[str, dict[str, Any]]:
-    """The interface and Data for one ``pull`` sub-command, defaults filled from the config."""
-    province_id = config.province.operator_id
-    today = now.astimezone(config.tz).strftime("%Y-%m-%d")
-    first_station = config.stations[0]
-    data: dict[str, Any]
-    if args.query == "token":
-        data = {"OperatorID": province_id, "OperatorSecret": config.province.secret("operator_secret")}
-    elif args.query == "stations":
-        data = {"PageNo": args.page, "PageSize": 10}
-    elif args.query == "status":
-        data = {"StationIDs": [args.station] if args.station else [s.station_id for s in config.stations]}
-    elif args.query == "stats":
-        start = args.start or today
-        data = {"StationID": args.station or first_station.station_id, "StartTime": start, "EndTime": args.end or start}
-    else:
-        connector = args.connector or first_station.chargers[0].connectors[0].connector_id
-        biz_seq = f"{province_id}{format_timestamp(now, config.tz)}{randbelow(10000):04d}"
-        data = {"EquipBizSeq": biz_seq, "ConnectorID": connector}
-    return QUERIES[args.query], data
-
-
-async def _pull_command(config: Config, args: argparse.Namespace) -> int:
-    base_url = args.url or _default_pull_url(config)
-    interface, data = default_query(config, args, utc_now())
-    p = config.province
-    secrets = p.secrets()
-    try:
-        ret, msg, answer = await pull(
-            base_url,
-            interface,
-            data,
-            province_id=p.operator_id,
-            secrets=secrets,
-            tz=config.tz,
-            timeout_s=p.request_timeout_s,
-        )
-    except PullError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
-        print(f"error: cannot call {base_url}{interface}: {detail}", file=sys.stderr)
-        return 1
-    if ret != RET_OK:
-        print(f"Ret {ret}: {msg}", file=sys.stderr)
-        return 1
-    print(pretty_json(answer))
-    return 0
-
-
-def pretty_json(value: Any, indent: int = 0) -> str:
-    """Indented JSON with non-ASCII kept and Decimals written as the exact numbers they are."""
-    pad, inner = "  " * indent, "  " * (indent + 1)
-    if isinstance(value, dict) and value:
-        items = (
-            f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {pretty_json(v, indent + 1)}" for k, v in value.items()
-        )
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if isinstance(value, list) and value:
-        return "[\n" + ",\n".join(f"{inner}{pretty_json(v, indent + 1)}" for v in value) + f"\n{pad}]"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return json.dumps(value, ensure_ascii=False)
 
 
 if __name__ == "__main__":

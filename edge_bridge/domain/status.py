@@ -157,14 +157,14 @@ class ConnectorOutcome:
     pushes: Pushes = ()  # notification_stationStatus of ``change``, when the connector is configured
 
 
-IDLE = "Available"  # the same word in 1.6 and 2.0.1
+AVAILABLE = "Available"  # the same word in 1.6 and 2.0.1
 
 
 def apply_report(state: ConnectorState, report: ConnectorStatusReported) -> ConnectorState | None:
     """The state with ``report`` applied, or None when an newer status is already applied (older-timestamp rule)."""
     if not supersedes(report.at, state.status_at):
         return None
-    if report.status == IDLE:  # nothing plugged in: the last charge's power and SoC are history, not live
+    if report.status == AVAILABLE:  # nothing plugged in: the last charge's power and SoC are history, not live
         state = replace(state, power_w=None, soc=None, current_a=None, voltage_v=None)
     return replace(
         state,
