@@ -42,6 +42,7 @@ from edge_bridge.config import load_config
 from edge_bridge.store.db import open_database
 from edge_bridge.store.outbox import Outbox
 from simulators.province import MockProvince
+from simulators.toml_writer import dump_toml
 
 REPO = Path(__file__).resolve().parent.parent
 SINGLE_PHASE_S = 5.0  # the one-charger phase lasts at most this long
@@ -104,42 +105,8 @@ def _charger(template: dict[str, Any], station_id: str, number: int, connectors:
 
 
 def write_config(path: Path, raw: dict[str, Any]) -> None:
-    path.write_text("\n".join(_toml_lines(raw, ())) + "\n", encoding="utf-8")
+    path.write_text(dump_toml(raw), encoding="utf-8")
     path.chmod(0o600)  # it holds the (example) secrets inline
-
-
-def _toml_lines(table: dict[str, Any], path: tuple[str, ...]) -> list[str]:
-    """A minimal TOML writer: scalars and inline arrays first, then tables and arrays of tables."""
-    lines, nested = [], {}
-    for key, value in table.items():
-        if isinstance(value, dict) or (key != "periods" and _is_table_array(value)):
-            nested[key] = value
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    for key, value in nested.items():
-        name = ".".join((*path, key))
-        items, header = ([value], f"[{name}]") if isinstance(value, dict) else (value, f"[[{name}]]")
-        for item in items:
-            lines += ["", header, *_toml_lines(item, (*path, key))]
-    return lines
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no TOML for {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------------- the daemon

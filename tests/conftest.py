@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -14,6 +13,7 @@ import pytest
 from edge_bridge.config import Config, load_config
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.store.db import Database, open_database
+from simulators.toml_writer import dump_toml
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
@@ -23,50 +23,6 @@ def example_raw() -> dict[str, Any]:
     """The repository's config.example.toml as a dict (the file itself, so the test and the example agree)."""
     with (REPO / "config.example.toml").open("rb") as handle:
         return tomllib.load(handle)
-
-
-def dump_toml(doc: dict[str, Any]) -> str:
-    """A minimal TOML writer for test configs (tables, arrays of tables, scalars, inline arrays)."""
-    lines: list[str] = []
-    _emit_table(doc, [], lines)
-    return "\n".join(lines) + "\n"
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_scalar(v)}" for k, v in value.items()) + "}"
-    raise TypeError(type(value))
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _emit_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
-    nested = {}
-    for key, value in table.items():
-        if (isinstance(value, dict) and not (path and path[-1] == "periods")) or (
-            _is_table_array(value) and key != "periods"
-        ):
-            nested[key] = value
-        else:
-            lines.append(f"{key} = {_scalar(value)}")
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{'.'.join([*path, key])}]")
-            _emit_table(value, [*path, key], lines)
-        else:
-            for item in value:
-                lines.append(f"\n[[{'.'.join([*path, key])}]]")
-                _emit_table(item, [*path, key], lines)
 
 
 @pytest.fixture
