@@ -4,19 +4,16 @@
 listing every problem with its key path (``stations[0].chargers[1].connectors[0].connector_id: ...``).
 Unknown keys are errors, with a suggestion when a known key is close. Relative paths (storage, ``*_file``
 secrets) are relative to the directory of the config file. ``Config.site_model()`` builds the domain values
-the rest of the program reads.
+the rest of the program reads (through :mod:`edge_bridge.config_site`). The loading machinery is in
+:mod:`edge_bridge.config_load`.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import logging
 import re
-import stat
-import tomllib
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,22 +26,13 @@ from pydantic import (
     Field,
     PlainValidator,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from edge_bridge.domain.site import (
-    ChargerDesc,
-    ConnectorDesc,
-    Operator,
-    Site,
-    StationDesc,
-    Tariff,
-    TariffPeriod,
-)
-from edge_bridge.errors import ConfigError, ConfigProblem
+from edge_bridge.config_site import _station, _tariff
+from edge_bridge.domain.site import Operator, Site
 from edge_bridge.provincial.crypto import Secrets
 
 log = logging.getLogger(__name__)
@@ -353,63 +341,8 @@ class Config(_Section):
         return Site(operator, tuple(_station(s, tariffs[s.tariff]) for s in self.stations))
 
 
-# ------------------------------------------------------------------------------------------------- to domain
-
-
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def _tariff(name: str, tariff: TariffConfig) -> Tariff:
-    periods = sorted(tariff.periods, key=lambda p: _minutes(p.start))
-    return Tariff(
-        name,
-        tuple(TariffPeriod(_minutes(p.start), _minutes(p.end), p.electricity, p.service) for p in periods),
-    )
-
-
-def _connector(c: ConnectorConfig) -> ConnectorDesc:
-    return ConnectorDesc(
-        connector_id=c.connector_id,
-        ocpp_connector=c.ocpp_connector,
-        ocpp_evse_connector=c.ocpp_evse_connector,
-        connector_type=c.connector_type,
-        voltage_upper=c.voltage_upper,
-        voltage_lower=c.voltage_lower,
-        current=c.current,
-        power_kw=c.power_kw,
-        national_standard=c.national_standard,
-        name=c.name,
-        park_no=c.park_no,
-    )
-
-
-def _charger(c: ChargerConfig) -> ChargerDesc:
-    return ChargerDesc(
-        ocpp_id=c.ocpp_id,
-        equipment_id=c.equipment_id,
-        equipment_type=c.equipment_type,
-        name=c.name,
-        power_kw=c.power_kw,
-        connectors=tuple(_connector(x) for x in c.connectors),
-        model=c.model,
-        manufacturer=c.manufacturer,
-        manufacturer_id=c.manufacturer_id,
-        production_date=c.production_date,
-        open_for_business_date=c.open_for_business_date,
-        lng=c.lng,
-        lat=c.lat,
-        has_password=c.password is not None,
-    )
-
-
-def _station(s: StationConfig, tariff: Tariff) -> StationDesc:
-    fields = s.model_dump(exclude={"chargers", "tariff"})
-    return StationDesc(**fields, tariff=tariff, chargers=tuple(_charger(c) for c in s.chargers))
-
-
 # ---------------------------------------------------------------------------------------------------- loading
+# The machinery lives in edge_bridge.config_load, which imports the models above; imported lazily here.
 
 
 def load_config(path: Path | str) -> Config:
@@ -421,213 +354,7 @@ def load_config(path: Path | str) -> Config:
 
 
 def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
-    path = Path(path)
-    raw = _read_toml(path)
-    problems: list[ConfigProblem] = []
-    _resolve_paths(raw, path.resolve().parent)
-    problems += _load_secret_files(raw)
-    problems += _check_secrets(raw)
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(str(path), problems + _pydantic_problems(exc)) from None
-    problems += list(_cross_checks(config))
-    if problems:
-        raise ConfigError(str(path), problems)
-    return config, _permission_warnings(path, raw)
+    """Read and validate the config file; the config and its warnings, or raises ConfigError."""
+    from edge_bridge import config_load
 
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file: {exc.strerror}")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: not UTF-8 at byte {exc.start}")]) from None
-
-
-def _secret_holders(raw: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """(key path prefix, the table, secret name) for every secret that may be given as <name>_file."""
-    province = raw.get("province")
-    if isinstance(province, dict):
-        for name in SECRET_NAMES:
-            yield "province", province, name
-    web = raw.get("web")
-    if isinstance(web, dict):
-        yield "web", web, "password"
-    for s_index, station in enumerate(_tables(raw.get("stations"))):
-        for c_index, charger in enumerate(_tables(station.get("chargers"))):
-            yield f"stations[{s_index}].chargers[{c_index}]", charger, "password"
-
-
-def _tables(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    storage = raw.get("storage")
-    if isinstance(storage, dict) and isinstance(storage.get("path"), str):
-        storage["path"] = str(base / storage["path"])
-    for _prefix, table, name in _secret_holders(raw):
-        if isinstance(table.get(f"{name}_file"), str):
-            table[f"{name}_file"] = str(base / table[f"{name}_file"])
-
-
-def _load_secret_files(raw: dict[str, Any]) -> list[ConfigProblem]:
-    problems = []
-    for prefix, table, name in _secret_holders(raw):
-        file_key = f"{name}_file"
-        if file_key not in table:
-            continue
-        if name in table:
-            problems.append(ConfigProblem(f"{prefix}.{name}", f"give {name} or {file_key}, not both"))
-            continue
-        if not isinstance(table[file_key], str):
-            continue  # pydantic reports the type
-        try:
-            table[name] = Path(table[file_key]).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            problems.append(ConfigProblem(f"{prefix}.{file_key}", f"cannot read {table[file_key]}: {reason}"))
-        except UnicodeDecodeError:  # its message would quote bytes of the secret
-            problems.append(ConfigProblem(f"{prefix}.{file_key}", f"{table[file_key]} is not UTF-8 text"))
-    return problems
-
-
-def _check_secrets(raw: dict[str, Any]) -> list[ConfigProblem]:
-    """Presence and length of the provincial secrets, on the raw values so they are listed with every other
-    problem. A message never quotes the value."""
-    province = raw.get("province")
-    if not isinstance(province, dict):
-        return []  # pydantic reports the missing section
-    problems = []
-    for name in SECRET_NAMES:
-        value = province.get(name)
-        if value is None and f"{name}_file" not in province:
-            problems.append(ConfigProblem(f"province.{name}", f"missing (give {name} or {name}_file)"))
-        elif isinstance(value, str) and len(value) != SECRET_LENGTH:
-            message = f"must be exactly {SECRET_LENGTH} characters, not {len(value)}"
-            problems.append(ConfigProblem(f"province.{name}", message))
-        elif isinstance(value, str) and len(value.encode("utf-8")) != SECRET_LENGTH:
-            message = f"must be {SECRET_LENGTH} ASCII characters (the key is its {SECRET_LENGTH} UTF-8 bytes)"
-            problems.append(ConfigProblem(f"province.{name}", message))
-    return problems
-
-
-def _key_path(loc: Iterable[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _pydantic_problems(exc: ValidationError) -> list[ConfigProblem]:
-    errors = [(tuple(p for p in e["loc"] if not _is_schema_tag(p)), e) for e in exc.errors()]
-    problems = []
-    for loc, error in errors:
-        if error["type"] == "too_short" and any(_inside(other, loc) for other, _ in errors):
-            continue  # pydantic counts only the valid items: "at least 1 item" echoes an item's own error
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key" + _suggestion(loc)
-        problems.append(ConfigProblem(_key_path(loc), message))
-    return problems
-
-
-def _inside(loc: tuple[int | str, ...], outer: tuple[int | str, ...]) -> bool:
-    return len(loc) > len(outer) and loc[: len(outer)] == outer
-
-
-def _is_schema_tag(part: int | str) -> bool:
-    return isinstance(part, str) and part.startswith(("function-", "lax-or-strict", "json-or-python"))
-
-
-def _suggestion(loc: tuple[int | str, ...]) -> str:
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int) or part not in model.model_fields:
-            continue  # a list index or a dict key ([tariffs.<name>])
-        model = _inner_model(model.model_fields[part].annotation)
-        if model is None:
-            return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        inner = _inner_model(arg)
-        if inner is not None:
-            return inner
-    return None
-
-
-def _cross_checks(config: Config) -> Iterator[ConfigProblem]:
-    yield from _unique_ids(config)
-    for name, tariff in config.tariffs.items():
-        yield from _tariff_problems(f"tariffs.{name}.periods", tariff)
-    for index, station in enumerate(config.stations):
-        if station.tariff not in config.tariffs:
-            known = ", ".join(sorted(config.tariffs))
-            yield ConfigProblem(f"stations[{index}].tariff", f"no tariff '{station.tariff}' (known: {known})")
-
-
-def _unique_ids(config: Config) -> Iterator[ConfigProblem]:
-    seen: dict[str, Counter[Any]] = {k: Counter() for k in ("station_id", "equipment_id", "ocpp_id")}
-    seen["connector_id"], seen["ocpp_connector"] = Counter(), Counter()
-    for s_i, station in enumerate(config.stations):
-        yield from _once(seen["station_id"], station.station_id, f"stations[{s_i}].station_id")
-        for c_i, charger in enumerate(station.chargers):
-            where = f"stations[{s_i}].chargers[{c_i}]"
-            yield from _once(seen["equipment_id"], charger.equipment_id, f"{where}.equipment_id")
-            yield from _once(seen["ocpp_id"], charger.ocpp_id, f"{where}.ocpp_id")
-            for k_i, conn in enumerate(charger.connectors):
-                here = f"{where}.connectors[{k_i}]"
-                yield from _once(seen["connector_id"], conn.connector_id, f"{here}.connector_id")
-                key = (charger.ocpp_id, conn.ocpp_connector, conn.ocpp_evse_connector)
-                yield from _once(seen["ocpp_connector"], key, f"{here}.ocpp_connector")
-
-
-def _once(counter: Counter[Any], value: Any, key: str) -> Iterator[ConfigProblem]:
-    counter[value] += 1
-    if counter[value] > 1:
-        shown = value if isinstance(value, str) else "/".join(map(str, value))
-        yield ConfigProblem(key, f"duplicate value '{shown}' (must be unique)")
-
-
-def _tariff_problems(key: str, tariff: TariffConfig) -> Iterator[ConfigProblem]:
-    ordered = sorted(enumerate(tariff.periods), key=lambda item: _minutes(item[1].start))
-    expected_start = 0
-    for index, period in ordered:
-        start, end = _minutes(period.start), _minutes(period.end)
-        if start > expected_start:
-            gap = f"{_hhmm(expected_start)}-{period.start}"
-            yield ConfigProblem(f"{key}[{index}].start", f"gap: {gap} is in no period")
-        elif start < expected_start:
-            overlap = f"{period.start}-{_hhmm(min(expected_start, end))}"
-            yield ConfigProblem(f"{key}[{index}].start", f"overlap: {overlap} is also in an earlier period")
-        if not start < end <= 1440:
-            yield ConfigProblem(f"{key}[{index}].end", f"{period.end} must be after {period.start} and <= 24:00")
-        expected_start = max(expected_start, end)
-    if expected_start != 1440:
-        yield ConfigProblem(key, f"periods end at {_hhmm(expected_start)}, not 24:00 (gap)")
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def _permission_warnings(path: Path, raw: dict[str, Any]) -> list[str]:
-    inline = [f"{p}.{n}" for p, table, n in _secret_holders(raw) if n in table and f"{n}_file" not in table]
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return []
-    if inline and mode & (stat.S_IRGRP | stat.S_IROTH):
-        return [f"{path} holds secrets inline ({', '.join(inline)}) and is readable by group or others"]
-    return []
+    return config_load.load_config_with_warnings(path)

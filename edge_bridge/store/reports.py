@@ -7,40 +7,18 @@ A row that cannot be read back raises StoreError.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from decimal import Decimal
 
 import aiosqlite
 
 from edge_bridge.domain.stations import BootInfo
 from edge_bridge.domain.stats import FinishedSpan
-from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Tx, from_db, to_db
-
-T = TypeVar("T")
+from edge_bridge.store.db import Tx, to_db
+from edge_bridge.store.rows import read_row, required_time, untime
 
 Where = tuple[str, int, int]  # (ocpp_id, evse, connector)
-
-
-def _read(row: aiosqlite.Row, convert: Callable[[aiosqlite.Row], T]) -> T:
-    try:
-        return convert(row)
-    except (ValueError, TypeError, InvalidOperation, KeyError) as exc:
-        raise StoreError(f"unreadable row: {exc}") from exc
-
-
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else from_db(text)
-
-
-def _required_time(text: str | None) -> datetime:
-    moment = _time(text)
-    if moment is None:
-        raise ValueError("missing time")
-    return moment
 
 
 # ------------------------------------------------------------------------------------------------ statuses
@@ -63,12 +41,12 @@ FROM connectors AS c LEFT JOIN chargers AS h ON h.ocpp_id = c.ocpp_id
 def _live(row: aiosqlite.Row) -> tuple[Where, LiveConnector]:
     where = (str(row["ocpp_id"]), int(row["evse"]), int(row["connector"]))
     status = row["provincial_status"]
-    return where, LiveConnector(None if status is None else int(status), _time(row["last_seen"]))
+    return where, LiveConnector(None if status is None else int(status), untime(row["last_seen"]))
 
 
 async def live_connectors(tx: Tx) -> dict[Where, LiveConnector]:
     """Every stored connector by (ocpp_id, evse, connector); a connector without a row has never reported."""
-    return dict(_read(row, _live) for row in await tx.fetchall(LIVE_CONNECTORS))
+    return dict(read_row(row, _live) for row in await tx.fetchall(LIVE_CONNECTORS))
 
 
 # ------------------------------------------------------------------------------------------------ sessions
@@ -84,8 +62,8 @@ ORDER BY ended_at, id
 def _span(row: aiosqlite.Row) -> FinishedSpan:
     energy = row["energy_wh"]
     return FinishedSpan(
-        started_at=_required_time(row["started_at"]),
-        ended_at=_required_time(row["ended_at"]),
+        started_at=required_time(row["started_at"]),
+        ended_at=required_time(row["ended_at"]),
         energy_wh=None if energy is None else Decimal(energy),
     )
 
@@ -93,7 +71,7 @@ def _span(row: aiosqlite.Row) -> FinishedSpan:
 async def finished_sessions(tx: Tx, where: Where, start: datetime, end: datetime) -> list[FinishedSpan]:
     """The finished sessions of connector ``where`` whose end (charger time) is in ``[start, end)``."""
     params = (*where, to_db(start), to_db(end))
-    return [_read(row, _span) for row in await tx.fetchall(FINISHED_ENDING, params)]
+    return [read_row(row, _span) for row in await tx.fetchall(FINISHED_ENDING, params)]
 
 
 # ------------------------------------------------------------------------------------------------ boot info
@@ -107,4 +85,4 @@ def _boot(row: aiosqlite.Row) -> tuple[str, BootInfo]:
 
 async def boot_infos(tx: Tx) -> dict[str, BootInfo]:
     """What every known charger said about itself in BootNotification, by ocpp_id (empty strings: nothing)."""
-    return dict(_read(row, _boot) for row in await tx.fetchall(BOOT_INFO))
+    return dict(read_row(row, _boot) for row in await tx.fetchall(BOOT_INFO))

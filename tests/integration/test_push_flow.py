@@ -252,11 +252,12 @@ async def test_a_restarted_daemon_delivers_its_backlog_exactly_once_in_order(
     up = load_config(write_config(lambda raw: fast(raw, province.url), name="up.toml"))
     try:
 
-        async def delivered() -> bool:
-            return len(province.accepted(STATUS)) >= len(backlog)
+        async def delivered() -> bool:  # every queued push, the station info (its own key) included
+            stations = province.accepted("notification_stationInfo")
+            return len(province.accepted(STATUS)) >= len(backlog) and len(stations) >= 1
 
         await _run_daemon(up, delivered)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # a duplicate, if the daemon were to send one, would arrive now
     finally:
         await province.stop()
 

@@ -22,6 +22,8 @@ HOMES = {  # a third-party library → the only modules that may import it
 LOWER_LAYERS = {  # these packages never import the modules above them
     "domain": {
         "edge_bridge.config",
+        "edge_bridge.config_load",
+        "edge_bridge.config_site",
         "edge_bridge.bridge",
         "edge_bridge.reporter",
         "edge_bridge.app",
@@ -38,6 +40,8 @@ LOWER_LAYERS = {  # these packages never import the modules above them
         "edge_bridge.provincial",
         "edge_bridge.cli",
         "edge_bridge.config",
+        "edge_bridge.config_load",
+        "edge_bridge.config_site",
     },
 }
 

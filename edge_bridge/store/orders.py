@@ -1,0 +1,116 @@
+"""SQL for the orders of sessions (migration 0003: order columns of ``sessions``, read with the energy registers
+of ``meter_samples`` and the ``outbox`` row of each order). Functions take the caller's ``Tx``; no business rules:
+the domain decides, this stores.
+
+A row that cannot be read back raises StoreError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import aiosqlite
+
+from edge_bridge.errors import StoreError
+from edge_bridge.store.db import Tx
+from edge_bridge.store.rows import read_row, required_time
+
+# ------------------------------------------------------------------------------------------------ orders (0003)
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """The order of a session: its state (None: not decided), StartChargeSeq and outbox row once queued."""
+
+    state: str | None = None
+    start_charge_seq: str | None = None
+    outbox_id: int | None = None
+    confirm_result: int | None = None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """A session whose order needs a human's eye: not pushed, or dead-lettered (with the outbox's reason)."""
+
+    session_id: int
+    where: tuple[str, int, int]
+    state: str
+    start_charge_seq: str | None
+    outbox_state: str | None
+    reason: str | None
+
+
+GET_ORDER = "SELECT order_state, start_charge_seq, order_outbox_id, confirm_result FROM sessions WHERE id = ?"
+SET_ORDER = """
+UPDATE sessions SET order_state = ?2, start_charge_seq = COALESCE(?3, start_charge_seq),
+    order_outbox_id = COALESCE(?4, order_outbox_id)
+WHERE id = ?1
+"""
+ACCEPT_ORDER = "UPDATE sessions SET order_state = 'accepted', confirm_result = ?2 WHERE start_charge_seq = ?1"
+SESSION_REGISTERS = """
+SELECT at, energy_wh FROM meter_samples WHERE session_id = ? AND energy_wh IS NOT NULL ORDER BY at, id
+"""
+ORDER_COUNTS = """
+SELECT s.order_state, o.state AS outbox_state, COUNT(*) AS n
+FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
+WHERE s.order_state IS NOT NULL GROUP BY s.order_state, o.state ORDER BY s.order_state, o.state
+"""
+ORDER_PROBLEMS = """
+SELECT s.id, s.ocpp_id, s.evse, s.connector, s.order_state, s.start_charge_seq, o.state AS outbox_state,
+    o.last_error
+FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
+WHERE s.order_state IN ('unconfigured', 'unmeasured') OR o.state = 'dead'
+ORDER BY s.id DESC LIMIT ?
+"""
+
+
+def _order(row: aiosqlite.Row) -> OrderRecord:
+    return OrderRecord(row["order_state"], row["start_charge_seq"], row["order_outbox_id"], row["confirm_result"])
+
+
+async def get_order(tx: Tx, session_id: int) -> OrderRecord:
+    row = await tx.fetchone(GET_ORDER, (session_id,))
+    if row is None:
+        raise StoreError(f"session {session_id} vanished")
+    return read_row(row, _order)
+
+
+async def set_order(
+    tx: Tx, session_id: int, order_state: str, start_charge_seq: str | None = None, outbox_id: int | None = None
+) -> None:
+    """Record the order decision of a session (seq and outbox row are kept when not given)."""
+    await tx.execute(SET_ORDER, (session_id, order_state, start_charge_seq, outbox_id))
+
+
+async def accept_order(tx: Tx, start_charge_seq: str, confirm_result: int | None) -> int:
+    """The province accepted the order ``start_charge_seq``; returns the number of sessions updated (0 or 1)."""
+    cursor = await tx.execute(ACCEPT_ORDER, (start_charge_seq, confirm_result))
+    return cursor.rowcount
+
+
+def _register_row(row: aiosqlite.Row) -> tuple[datetime, Decimal]:
+    return required_time(row["at"]), Decimal(row["energy_wh"])
+
+
+async def session_registers(tx: Tx, session_id: int) -> list[tuple[datetime, Decimal]]:
+    """The energy register readings stored for a session: (charger time, Wh), by time."""
+    return [read_row(row, _register_row) for row in await tx.fetchall(SESSION_REGISTERS, (session_id,))]
+
+
+async def order_counts(tx: Tx) -> list[tuple[str, str | None, int]]:
+    """(order state, outbox state of its row or None, count) for every decided order."""
+    return [(r["order_state"], r["outbox_state"], r["n"]) for r in await tx.fetchall(ORDER_COUNTS)]
+
+
+def _order_line(row: aiosqlite.Row) -> OrderLine:
+    where = (row["ocpp_id"], row["evse"], row["connector"])
+    return OrderLine(
+        row["id"], where, row["order_state"], row["start_charge_seq"], row["outbox_state"], row["last_error"]
+    )
+
+
+async def order_problems(tx: Tx, limit: int = 20) -> list[OrderLine]:
+    """The newest orders not pushed (unconfigured, unmeasured) or dead-lettered."""
+    return [read_row(row, _order_line) for row in await tx.fetchall(ORDER_PROBLEMS, (limit,))]
