@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,13 +26,14 @@ from edge_bridge.domain.events import (
     Reading,
     SessionEvent,
 )
+from edge_bridge.domain.places import Where
 from edge_bridge.domain.pushes import ORDER_INFO, STATION_INFO, Pushes
 from edge_bridge.domain.site import Site
 from edge_bridge.domain.stations import BootInfo, station_info
 from edge_bridge.errors import StoreError
 from edge_bridge.provincial import codec
 from edge_bridge.reporter import DEFAULT_TZ, Reporter, order_accepted
-from edge_bridge.store import snapshots, state
+from edge_bridge.store import reports, snapshots, state
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
@@ -75,21 +76,19 @@ async def queue_station_info(
     return True
 
 
-def boot_infos(chargers: Iterable[state.ChargerRow]) -> dict[str, BootInfo]:
-    """What each charger told us in BootNotification, by ocpp_id."""
-    return {c.ocpp_id: BootInfo(c.vendor, c.model, c.serial, c.firmware) for c in chargers}
-
-
 async def stored_boot_info(db: Database) -> dict[str, BootInfo]:
     """The boot info already stored (start-up passes it, so a restart does not re-push unchanged info)."""
     async with db.read() as tx:
-        return boot_infos(await state.all_chargers(tx))
+        return await reports.boot_infos(tx)
 
 
 async def _already_known(tx: Tx, outbox: Outbox, station_id: str, payload: str) -> bool:
-    if await snapshots.accepted_station_info(tx, station_id) == payload:
-        return True
-    return await outbox.latest_payload(tx, STATION_INFO, station_id) == payload
+    """The province will hold ``payload`` without a new push: the newest queued push carries it, or, with none
+    queued, it is what the province last accepted (a queued push would overwrite that, so it decides first)."""
+    queued = await outbox.latest_pending_payload(tx, STATION_INFO, station_id)
+    if queued is not None:
+        return queued == payload
+    return await snapshots.accepted_station_info(tx, station_id) == payload
 
 
 async def station_info_accepted(tx: Tx, row: OutboxRow, _answer: Mapping[str, Any] | None) -> None:
@@ -108,9 +107,6 @@ class Applied:
     """What the handler answers with: the transactionId of a 1.6 StartTransaction."""
 
     transaction_id: int | None = None
-
-
-Where = tuple[str, int, int]  # (charger, evse, connector)
 
 
 class ChargerBridge:
@@ -240,7 +236,7 @@ class ChargerBridge:
         place = self._reporter.places.charger(event.charger)
         if place is None:
             return
-        boot = boot_infos(await state.all_chargers(tx))
+        boot = await reports.boot_infos(tx)
         station_id = place.station.station_id
         if await queue_station_info(tx, self._outbox, self._site, station_id, now, boot):
             log.info("station_info_queued", extra={"charger": event.charger, "station": station_id})
@@ -381,7 +377,9 @@ class ChargerBridge:
         for row in rows:
             if only is not None and (row.evse, row.connector) != only:
                 continue
-            here = await state.open_sessions_on(tx, row.charger, row.evse, row.connector)
+            here = []  # only an Occupied connector needs its transaction's chargingState
+            if row.ocpp_status == status.REFINED_BY_CHARGING_STATE:
+                here = await state.open_sessions_on(tx, row.charger, row.evse, row.connector)
             outcome = status.restatus(
                 row,
                 version=charger.ocpp_version,

@@ -38,7 +38,6 @@ from edge_bridge.provincial.crypto import Secrets
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = Path("/etc/edge-bridge/config.toml")
-SECRET_LENGTH = 16
 SECRET_NAMES = ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")
 _OPERATOR_ID = re.compile(r"^[0-9A-Z]{9}$")
 _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
@@ -166,9 +165,6 @@ class ProvinceConfig(_Section):
     def secrets(self) -> Secrets:
         """The four shared secrets, for the envelope codec."""
         return Secrets(*(self.secret(name) for name in SECRET_NAMES))
-
-    def url(self, interface: str) -> str:
-        return self.base_url.rstrip("/") + "/" + interface
 
 
 class OcppConfig(_Section):

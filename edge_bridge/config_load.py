@@ -18,9 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edge_bridge.config import SECRET_LENGTH, SECRET_NAMES, Config, TariffConfig
+from edge_bridge.config import SECRET_NAMES, Config, TariffConfig
 from edge_bridge.config_site import _minutes
+from edge_bridge.domain.stations import hhmm
 from edge_bridge.errors import ConfigError, ConfigProblem
+from edge_bridge.provincial.crypto import SECRET_LENGTH
 
 
 def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
@@ -209,20 +211,16 @@ def _tariff_problems(key: str, tariff: TariffConfig) -> Iterator[ConfigProblem]:
     for index, period in ordered:
         start, end = _minutes(period.start), _minutes(period.end)
         if start > expected_start:
-            gap = f"{_hhmm(expected_start)}-{period.start}"
+            gap = f"{hhmm(expected_start)}-{period.start}"
             yield ConfigProblem(f"{key}[{index}].start", f"gap: {gap} is in no period")
         elif start < expected_start:
-            overlap = f"{period.start}-{_hhmm(min(expected_start, end))}"
+            overlap = f"{period.start}-{hhmm(min(expected_start, end))}"
             yield ConfigProblem(f"{key}[{index}].start", f"overlap: {overlap} is also in an earlier period")
         if not start < end <= 1440:
             yield ConfigProblem(f"{key}[{index}].end", f"{period.end} must be after {period.start} and <= 24:00")
         expected_start = max(expected_start, end)
     if expected_start != 1440:
-        yield ConfigProblem(key, f"periods end at {_hhmm(expected_start)}, not 24:00 (gap)")
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+        yield ConfigProblem(key, f"periods end at {hhmm(expected_start)}, not 24:00 (gap)")
 
 
 def _permission_warnings(path: Path, raw: dict[str, Any]) -> list[str]:

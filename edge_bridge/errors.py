@@ -5,9 +5,10 @@ EdgeBridgeError
 ├── CodecError           a provincial envelope could not be built or read; carries the Ret code to answer with
 ├── StoreError           the SQLite store failed or holds something it should not
 └── UploadError          a push to the province did not succeed
-    ├── TransientUploadError   retry later with backoff (network, timeout, HTTP 5xx, Ret -1/500)
-    ├── PermanentUploadError   do not retry; dead-letter with the reason (Ret 4001/4003/4004, Status=1)
-    └── TokenExpiredError      Ret 4002: refresh the token and retry once
+    └── TransientUploadError   no access token could be had now: the push is retried with backoff
+
+What one push's answer means (accepted, transient, permanent, token expired) is not an exception: it is
+``provincial.client.PushResult``.
 
 Messages never carry secrets or tokens.
 """
@@ -63,11 +64,3 @@ class UploadError(EdgeBridgeError):
 
 class TransientUploadError(UploadError):
     """The push may succeed later: retry with backoff."""
-
-
-class PermanentUploadError(UploadError):
-    """The push will not succeed as it is: dead-letter it with this reason."""
-
-
-class TokenExpiredError(UploadError):
-    """The province answered Ret 4002: the access token is no longer valid."""

@@ -14,13 +14,17 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-_MASKED = ("secret", "token", "password", "authorization")
+# Field names that would carry a credential. Exact names, so that a count such as ``tokens`` stays readable.
+_MASKED = frozenset(
+    {"token", "access_token", "accesstoken", "authorization", "password", "secret", "operator_secret",
+     "data_secret", "data_secret_iv", "sig_secret", "operatorsecret"}
+)  # fmt: skip
 
 
 def event_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The extras of a record, with anything that looks like a credential masked."""
+    """The extras of a record, with the fields named like credentials masked."""
     fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-    return {k: ("***" if any(m in k.lower() for m in _MASKED) else v) for k, v in fields.items()}
+    return {k: ("***" if k.lower() in _MASKED else v) for k, v in fields.items()}
 
 
 class JsonFormatter(logging.Formatter):

@@ -147,17 +147,8 @@ class Reporter:
 # ------------------------------------------------------------------------------------------------ accept hooks
 
 
-def _confirm_result(answer: Mapping[str, Any] | None) -> int | None:
-    value = None if answer is None else answer.get("ConfirmResult")
-    try:
-        return None if value is None or isinstance(value, bool) else int(str(value))
-    except ValueError:
-        return None
-
-
-async def order_accepted(tx: Tx, row: OutboxRow, answer: Mapping[str, Any] | None) -> None:
-    """Accept hook of notification_orderInfo: the session's order is accepted, with the ConfirmResult (D10)."""
-    data = codec.loads(row.payload.encode("utf-8"))
-    seq = data.get("StartChargeSeq") if isinstance(data, dict) else None
-    if not isinstance(seq, str) or await state.accept_order(tx, seq, _confirm_result(answer)) == 0:
-        log.warning("order_accepted_unknown", extra={"row": row.id, "start_charge_seq": seq})
+async def order_accepted(tx: Tx, row: OutboxRow, _answer: Mapping[str, Any] | None) -> None:
+    """Accept hook of notification_orderInfo: the session's order is accepted. The uploader accepts an order only
+    with ConfirmResult 0 (D10); anything else is dead-lettered with its reason and never reaches this hook."""
+    if await state.accept_order(tx, row.id) == 0:
+        log.warning("order_accepted_unknown", extra={"row": row.id})

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any, Literal
@@ -46,6 +46,7 @@ from edge_bridge.provincial.codec import (
     verify_request,
 )
 from edge_bridge.provincial.crypto import Secrets
+from edge_bridge.timeutil import utc_now
 from simulators.province_checks import CHECKS, check_envelope_format, check_token_request
 
 # The pull client and the CLI live in simulators.province_pull (which imports this module only to serve); they are
@@ -75,10 +76,6 @@ RET_TEXT = {
     -1: "系统繁忙",
 }
 SEQ_MEMORY = 600  # TimeStamps remembered for the repeated-Seq check
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

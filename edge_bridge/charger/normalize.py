@@ -318,9 +318,19 @@ def v16_status_notification(charger: str, payload: Mapping[str, Any], received_a
     return (reported,)
 
 
+def _connector_or_whole(p: _Fields, field: str) -> int:
+    """A transaction message's connector (1.6) or EVSE (2.0.1). Missing or unreadable, it is not a reason to lose
+    the message (§1): it is kept on the whole charger (0), flagged ``<field>_missing``/``_invalid``."""
+    number = p.integer(field, expected=True)
+    return WHOLE_CHARGER if number is None else number
+
+
+WHOLE_CHARGER = 0
+
+
 def v16_meter_values(charger: str, payload: Mapping[str, Any], received_at: datetime) -> tuple[Event, ...]:
     p = _Fields("MeterValues", payload, received_at)
-    evse = p.need_int("connector_id")
+    evse = _connector_or_whole(p, "connector_id")
     transaction = p.integer("transaction_id")
     readings = p.readings("meter_value", expected=True)
     ref = None if transaction is None else str(transaction)
@@ -329,7 +339,7 @@ def v16_meter_values(charger: str, payload: Mapping[str, Any], received_at: date
 
 def v16_start_transaction(charger: str, payload: Mapping[str, Any], received_at: datetime) -> tuple[Event, ...]:
     p = _Fields("StartTransaction", payload, received_at)
-    evse = p.need_int("connector_id")
+    evse = _connector_or_whole(p, "connector_id")
     id_tag, meter_wh, at = p.text("id_tag", expected=True), p.energy("meter_start"), p.time("timestamp")
     started = SessionEvent(
         charger, "started", at, received_at, evse=evse, connector=V16_CONNECTOR, id_tag=id_tag, meter_wh=meter_wh
@@ -393,7 +403,7 @@ def v201_status_notification(charger: str, payload: Mapping[str, Any], received_
 
 def v201_meter_values(charger: str, payload: Mapping[str, Any], received_at: datetime) -> tuple[Event, ...]:
     p = _Fields("MeterValues", payload, received_at)
-    evse = p.need_int("evse_id")
+    evse = _connector_or_whole(p, "evse_id")
     readings = p.readings("meter_value", expected=True)
     return (MeterSampled(charger, evse, V201_WHOLE_EVSE, readings, received_at, flags=p.flags()),)
 

@@ -36,7 +36,6 @@ QUEUED = "queued"
 ACCEPTED = "accepted"
 UNCONFIGURED = "unconfigured"
 UNMEASURED = "unmeasured"
-ORDER_STATES = (QUEUED, ACCEPTED, UNCONFIGURED, UNMEASURED)
 ORDERED = frozenset({QUEUED, ACCEPTED})
 
 ORDER_UNCONFIGURED = "order_unconfigured"

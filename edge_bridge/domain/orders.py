@@ -14,13 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge_bridge.domain.site import Tariff, TariffPeriod
+from edge_bridge.domain.stations import price
 from edge_bridge.domain.stop_reasons import stop_reason_code
 from edge_bridge.domain.tou import Slice, split
-from edge_bridge.domain.wiretime import TIMESTAMP, format_datetime
+from edge_bridge.domain.wiretime import format_datetime, format_timestamp
 
 MAX_DETAILS = 32  # D13: SumPeriod is at most 32
 CENT = Decimal("0.01")
-PRICE = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def money(power_kwh: Decimal, price: Decimal) -> Decimal:
 
 def start_charge_seq(prefix: str, start: datetime, tz: ZoneInfo, session_id: int) -> str:
     """D11: prefix (the operator id) + local start ``yyyyMMddHHmmss`` + 6 digits from the session id."""
-    return f"{prefix}{start.astimezone(tz).strftime(TIMESTAMP)}{session_id % 1_000_000:06d}"
+    return f"{prefix}{format_timestamp(start, tz)}{session_id % 1_000_000:06d}"
 
 
 def build_order(
@@ -83,7 +83,7 @@ def build_order(
 
 def _detail(piece: Slice, tz: ZoneInfo) -> dict[str, Any]:
     power = piece.power_kwh.quantize(CENT)
-    elec_price, service_price = piece.period.electricity.quantize(PRICE), piece.period.service.quantize(PRICE)
+    elec_price, service_price = price(piece.period.electricity), price(piece.period.service)
     return {
         "DetailStartTime": format_datetime(piece.start, tz),
         "DetailEndTime": format_datetime(piece.end, tz),
@@ -121,7 +121,7 @@ def _weighted(a: Slice, b: Slice) -> TariffPeriod:
         return a.period
 
     def mix(x: Decimal, y: Decimal) -> Decimal:
-        return ((x * a.power_kwh + y * b.power_kwh) / total).quantize(PRICE, ROUND_HALF_UP)
+        return price((x * a.power_kwh + y * b.power_kwh) / total)
 
     p, q = a.period, b.period
     return TariffPeriod(p.start_min, q.end_min, mix(p.electricity, q.electricity), mix(p.service, q.service))

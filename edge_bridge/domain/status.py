@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from edge_bridge.domain.events import ConnectorStatusReported, Reading
 from edge_bridge.domain.pushes import STATION_STATUS, Push, Pushes
@@ -80,9 +81,12 @@ def ocpp_version(text: str) -> str:
     return text.removeprefix("ocpp")
 
 
+REFINED_BY_CHARGING_STATE = "Occupied"  # 2.0.1: the only status whose meaning depends on the transaction
+
+
 def provincial_status(version: str, ocpp_status: str, charging_state: str = "") -> int:
     """A connector's own provincial Status from its OCPP status (§5 tables)."""
-    if ocpp_status == "Occupied":
+    if ocpp_status == REFINED_BY_CHARGING_STATE:
         return CHARGING_STATE_201.get(charging_state, OCCUPIED)
     return TABLES.get(version, ANY_VERSION).get(ocpp_status, UNKNOWN)
 
@@ -230,7 +234,11 @@ def restatus(
     return ConnectorOutcome(replace(state, provincial_status=after), change, pushes)
 
 
+def connector_status_info(connector_id: str, value: int) -> dict[str, Any]:
+    """One ConnectorStatusInfo (§4.3, §4.8): pushed on a change and answered to query_station_status alike."""
+    return {"ConnectorID": connector_id, "Status": value, "ParkStatus": NO_SENSOR, "LockStatus": NO_SENSOR}
+
+
 def status_push(connector_id: str, value: int) -> Push:
     """notification_stationStatus of one connector (D9), keyed by its ConnectorID so its pushes stay in order."""
-    info = {"ConnectorID": connector_id, "Status": value, "ParkStatus": NO_SENSOR, "LockStatus": NO_SENSOR}
-    return Push(STATION_STATUS, connector_id, {"ConnectorStatusInfo": info})
+    return Push(STATION_STATUS, connector_id, {"ConnectorStatusInfo": connector_status_info(connector_id, value)})

@@ -21,8 +21,6 @@ from zoneinfo import ZoneInfo
 
 from edge_bridge.domain.site import Tariff, TariffPeriod
 
-CENTI_KWH_WH = Decimal(10)  # 0.01 kWh, the resolution of DetailPower and TotalPower
-
 
 @dataclass(frozen=True)
 class Slice:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from edge_bridge.domain.wiretime import format_timestamp
-from edge_bridge.errors import CodecError, PermanentUploadError, TransientUploadError
+from edge_bridge.errors import CodecError, TransientUploadError
 from edge_bridge.provincial import codec
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.timeutil import utc_now
@@ -151,8 +151,6 @@ class ProvinceClient:
                 result = await self._push_once(interface, payload_json, await self._current_token())
         except TransientUploadError as exc:
             return PushResult(Outcome.TRANSIENT, str(exc))
-        except PermanentUploadError as exc:
-            return PushResult(Outcome.PERMANENT, str(exc))
         if result.outcome is Outcome.TOKEN_EXPIRED:
             return PushResult(Outcome.TRANSIENT, f"{result.reason} again after a token refresh")
         return result

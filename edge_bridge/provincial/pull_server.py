@@ -34,10 +34,11 @@ from aiohttp.typedefs import Handler, Middleware
 
 from edge_bridge.config import Config
 from edge_bridge.domain import stats
+from edge_bridge.domain.places import Where
 from edge_bridge.domain.site import ChargerDesc, ConnectorDesc, Site, StationDesc
-from edge_bridge.domain.stations import BootInfo, policy_infos, station_info
+from edge_bridge.domain.stations import policy_infos, station_info
 from edge_bridge.domain.stats import Usage
-from edge_bridge.domain.status import UNKNOWN, effective_status, is_offline
+from edge_bridge.domain.status import OFFLINE, UNKNOWN, connector_status_info, effective_status, is_offline
 from edge_bridge.domain.wiretime import DATE, parse_datetime, parse_day
 from edge_bridge.errors import CodecError
 from edge_bridge.provincial.codec import (
@@ -54,8 +55,14 @@ from edge_bridge.provincial.codec import (
 )
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.store.db import Database, Tx
-from edge_bridge.store.reports import LiveConnector, Where, boot_infos, finished_sessions, live_connectors
-from edge_bridge.store.tokens import purge_expired, save_token, token_valid
+from edge_bridge.store.reports import (
+    LiveConnector,
+    boot_infos,
+    finished_sessions,
+    live_connectors,
+    station_info_changes,
+)
+from edge_bridge.store.tokens import save_token, token_valid
 from edge_bridge.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -71,7 +78,6 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_STATION_IDS = 50
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10
-STATUS_OFFLINE = 0
 SUCCESS, FAILURE = 0, 1
 FAIL_NO_OPERATOR, FAIL_WRONG_SECRET = 1, 2
 FAIL_NO_POLICY = 1
@@ -195,9 +201,9 @@ class PullServer:
 
     async def _process(self, interface: str, request: web.Request, body: bytes) -> Payload:
         envelope = parse_request(body)
-        if envelope.operator_id != self.config.province.operator_id:
-            raise CodecError("envelope OperatorID is not the province's", RET_ENVELOPE)
-        if interface != "query_token":
+        if interface != "query_token":  # query_token answers an unknown operator with FailReason 1 (D4)
+            if envelope.operator_id != self.config.province.operator_id:
+                raise CodecError("envelope OperatorID is not the province's", RET_ENVELOPE)
             await self._check_token(request.headers.get("Authorization", ""))
         verify_request(envelope, self.secrets)
         data = decrypt_data(envelope.data, self.secrets)
@@ -222,8 +228,7 @@ class PullServer:
             return self._token_refusal(FAIL_WRONG_SECRET)
         token, ttl = self.token_factory(), self.config.province.token_ttl_s
         now = self.clock()
-        async with self.db.transaction() as tx:
-            await purge_expired(tx, now)
+        async with self.db.transaction() as tx:  # expired tokens are purged by the daemon's hourly maintenance
             await save_token(tx, token, now, now + timedelta(seconds=ttl))
         return self._token_answer(SUCCESS, token, ttl, 0)
 
@@ -243,10 +248,11 @@ class PullServer:
         page_no = _int(data, "PageNo", default=1, low=1)
         page_size = _int(data, "PageSize", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
         since = _optional_datetime(data, "LastQueryTime", self.config)
-        stations = [s for s in self.site.stations if self.changed_since(s, since)]
-        shown = stations[(page_no - 1) * page_size : page_no * page_size]
         async with self.db.read() as tx:
-            boot = await learned_boot_info(tx)
+            boot = await boot_infos(tx)
+            changed = await station_info_changes(tx)
+        stations = [s for s in self.site.stations if self.changed_since(s, since, changed)]
+        shown = stations[(page_no - 1) * page_size : page_no * page_size]
         return {
             "PageNo": page_no,
             "PageCount": max(1, math.ceil(len(stations) / page_size)),
@@ -254,9 +260,11 @@ class PullServer:
             "StationInfos": [station_info(s, self.site.operator, boot) for s in shown],
         }
 
-    def changed_since(self, station: StationDesc, since: datetime | None) -> bool:
-        """Until change tracking exists every station counts as changed when the daemon started."""
-        return since is None or self.started_at > since
+    def changed_since(self, station: StationDesc, since: datetime | None, changed: Mapping[str, datetime]) -> bool:
+        """A station changed when its info was last queued for the province (D7), and at the latest when the
+        daemon started (the config may have changed while it was down)."""
+        last_change = max(self.started_at, changed.get(station.station_id, self.started_at))
+        return since is None or last_change > since
 
     async def query_station_status(self, data: Payload) -> Payload:
         ids = _text_list(data, "StationIDs", limit=MAX_STATION_IDS)
@@ -313,17 +321,12 @@ def _station_of_connector(site: Site, connector_id: str) -> StationDesc | None:
 # ------------------------------------------------------------------------------------- live data
 
 
-async def learned_boot_info(tx: Tx) -> Mapping[str, BootInfo]:
-    """What BootNotification taught us, by ocpp_id."""
-    return await boot_infos(tx)
-
-
 def connector_status(live: LiveConnector | None, now: datetime, offline_after_s: float) -> int:
     """The provincial Status (§5.9) of one connector: the effective Status last decided, offline (0) when its
     charger is silent for ``offline_after_s`` or never seen, 0 when never decided (no row: never reported).
     The stored Status already carries a charger-level fault (``restatus`` decided it)."""
     if live is None:
-        return STATUS_OFFLINE
+        return OFFLINE
     own = UNKNOWN if live.provincial_status is None else live.provincial_status
     offline = is_offline(live.last_seen, now, offline_after_s)
     return effective_status(own, charger_level_fault=False, offline=offline)
@@ -348,7 +351,7 @@ def _station_status(station: StationDesc, status_of: Callable[[ChargerDesc, Conn
     return {
         "StationID": station.station_id,
         "ConnectorStatusInfos": [
-            {"ConnectorID": c.connector_id, "Status": status_of(charger, c), "ParkStatus": 0, "LockStatus": 0}
+            connector_status_info(c.connector_id, status_of(charger, c))
             for charger in station.chargers
             for c in charger.connectors
         ],

@@ -45,10 +45,12 @@ class OrderLine:
 GET_ORDER = "SELECT order_state, start_charge_seq, order_outbox_id, confirm_result FROM sessions WHERE id = ?"
 SET_ORDER = """
 UPDATE sessions SET order_state = ?2, start_charge_seq = COALESCE(?3, start_charge_seq),
-    order_outbox_id = COALESCE(?4, order_outbox_id)
+    order_outbox_id = COALESCE(?4, order_outbox_id),
+    ordered_energy_wh = CASE WHEN ?2 = 'queued' THEN energy_wh ELSE ordered_energy_wh END,
+    ordered_ended_at = CASE WHEN ?2 = 'queued' THEN ended_at ELSE ordered_ended_at END
 WHERE id = ?1
 """
-ACCEPT_ORDER = "UPDATE sessions SET order_state = 'accepted', confirm_result = ?2 WHERE start_charge_seq = ?1"
+ACCEPT_ORDER = "UPDATE sessions SET order_state = 'accepted', confirm_result = 0 WHERE order_outbox_id = ?"
 SESSION_REGISTERS = """
 SELECT at, energy_wh FROM meter_samples WHERE session_id = ? AND energy_wh IS NOT NULL ORDER BY at, id
 """
@@ -80,13 +82,15 @@ async def get_order(tx: Tx, session_id: int) -> OrderRecord:
 async def set_order(
     tx: Tx, session_id: int, order_state: str, start_charge_seq: str | None = None, outbox_id: int | None = None
 ) -> None:
-    """Record the order decision of a session (seq and outbox row are kept when not given)."""
+    """Record the order decision of a session (seq and outbox row are kept when not given). Queuing it also
+    keeps the energy and end time the order reports, which the stats then count (D14 = the sums of the orders)."""
     await tx.execute(SET_ORDER, (session_id, order_state, start_charge_seq, outbox_id))
 
 
-async def accept_order(tx: Tx, start_charge_seq: str, confirm_result: int | None) -> int:
-    """The province accepted the order ``start_charge_seq``; returns the number of sessions updated (0 or 1)."""
-    cursor = await tx.execute(ACCEPT_ORDER, (start_charge_seq, confirm_result))
+async def accept_order(tx: Tx, outbox_id: int) -> int:
+    """The province accepted (ConfirmResult 0) the order pushed by outbox row ``outbox_id``; returns the number
+    of sessions updated (0 or 1)."""
+    cursor = await tx.execute(ACCEPT_ORDER, (outbox_id,))
     return cursor.rowcount
 
 

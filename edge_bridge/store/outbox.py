@@ -66,8 +66,8 @@ WHERE state = 'dead' AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
 
 COUNTS = "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state"
 
-LATEST_PAYLOAD = """
-SELECT payload FROM outbox WHERE interface = ? AND key = ? AND state != 'dead' ORDER BY id DESC LIMIT 1
+LATEST_PENDING_PAYLOAD = """
+SELECT payload FROM outbox WHERE interface = ? AND key = ? AND state = 'pending' ORDER BY id DESC LIMIT 1
 """
 
 ROWS = "SELECT * FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
@@ -168,9 +168,9 @@ class Outbox:
                 await self._work.wait()
         self._work.clear()
 
-    async def latest_payload(self, tx: Tx, interface: str, key: str) -> str | None:
-        """The payload of the newest pending or sent row of ``interface`` for ``key``, if any."""
-        row = await tx.fetchone(LATEST_PAYLOAD, (interface, key))
+    async def latest_pending_payload(self, tx: Tx, interface: str, key: str) -> str | None:
+        """The payload of the newest pending row of ``interface`` for ``key``, if any."""
+        row = await tx.fetchone(LATEST_PENDING_PAYLOAD, (interface, key))
         return None if row is None else str(row["payload"])
 
     async def counts(self) -> dict[str, int]:

@@ -13,13 +13,11 @@ from decimal import Decimal
 
 import aiosqlite
 
+from edge_bridge.domain.places import Where
 from edge_bridge.domain.stations import BootInfo
 from edge_bridge.domain.stats import FinishedSpan
 from edge_bridge.store.db import Tx, to_db
 from edge_bridge.store.rows import read_row, required_time, untime
-
-Where = tuple[str, int, int]  # (ocpp_id, evse, connector)
-
 
 # ------------------------------------------------------------------------------------------------ statuses
 
@@ -53,9 +51,12 @@ async def live_connectors(tx: Tx) -> dict[Where, LiveConnector]:
 
 # the sessions_connector index narrows to the connector; fixed-width UTC text compares as time
 FINISHED_ENDING = """
-SELECT started_at, ended_at, energy_wh FROM sessions
-WHERE ocpp_id = ? AND evse = ? AND connector = ? AND state = 'finished' AND ended_at >= ? AND ended_at < ?
-ORDER BY ended_at, id
+SELECT started_at, COALESCE(ordered_ended_at, ended_at) AS ended_at,
+    COALESCE(ordered_energy_wh, energy_wh) AS energy_wh
+FROM sessions
+WHERE ocpp_id = ?1 AND evse = ?2 AND connector = ?3 AND state = 'finished'
+    AND COALESCE(ordered_ended_at, ended_at) >= ?4 AND COALESCE(ordered_ended_at, ended_at) < ?5
+ORDER BY 2, id
 """
 
 
@@ -86,3 +87,15 @@ def _boot(row: aiosqlite.Row) -> tuple[str, BootInfo]:
 async def boot_infos(tx: Tx) -> dict[str, BootInfo]:
     """What every known charger said about itself in BootNotification, by ocpp_id (empty strings: nothing)."""
     return dict(read_row(row, _boot) for row in await tx.fetchall(BOOT_INFO))
+
+
+# ------------------------------------------------------------------------------------------------ station info
+
+STATION_INFO_QUEUED = """
+SELECT key, MAX(created_at) AS at FROM outbox WHERE interface = 'notification_stationInfo' GROUP BY key
+"""
+
+
+async def station_info_changes(tx: Tx) -> dict[str, datetime]:
+    """When each station's info was last queued for the province, by station_id (while the outbox keeps it)."""
+    return {str(row["key"]): required_time(row["at"]) for row in await tx.fetchall(STATION_INFO_QUEUED)}

@@ -15,13 +15,14 @@ import pytest
 from edge_bridge.config import Config, load_config
 from edge_bridge.domain.orders import FinishedSession, build_order
 from edge_bridge.store.db import Database, to_db
+from edge_bridge.store.orders import set_order
+from tests.conftest import Clock
 from tests.integration.test_pull_server import (  # the shared harness and its fixtures
     AC_A,
     DC_A,
     DC_B,
     STATION,
     T0,
-    Clock,
     Province,
     clock,
     db,
@@ -336,3 +337,48 @@ async def test_configured_model_and_manufacturer_win_over_boot(
         "Wallbox",
         "Pulsar Plus",
     )
+
+
+# ------------------------------------------------------------------------------------------------ found in review
+
+
+async def test_query_token_from_an_unknown_operator_is_failreason_1_not_4003(province: Province) -> None:
+    stranger = "MA0000001"  # in the envelope and in Data, as an unknown caller sends it
+    data = {"OperatorID": stranger, "OperatorSecret": province.secrets.operator_secret}
+    answer = await province.call("query_token", data, operator_id=stranger)
+    assert (answer.ret, answer.data["SuccStat"], answer.data["FailReason"], answer.data["AccessToken"]) == (0, 1, 1, "")
+
+
+async def test_a_query_from_an_unknown_operator_is_still_4003(province: Province, token: str) -> None:
+    answer = await province.call("query_stations_info", {}, token, operator_id="MA0000001")
+    assert answer.ret == 4003
+
+
+async def test_last_query_time_sees_station_info_queued_after_start_up(
+    province: Province, token: str, db: Database
+) -> None:
+    # the daemon started at T0 (12:00 local); a BootNotification at 12:30 changed the station's info (D7)
+    changed = T0 + timedelta(minutes=30)
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO outbox (interface, key, payload, state, created_at, next_attempt_at)"
+            " VALUES (?, ?, '{}', ?, ?, ?)",
+            ("notification_stationInfo", STATION, "sent", to_db(changed), to_db(changed)),
+        )
+    after_start, after_change = "2024-03-01 12:10:00", "2024-03-01 12:40:00"
+    assert (await province.call("query_stations_info", {"LastQueryTime": after_start}, token)).data["ItemSize"] == 1
+    assert (await province.call("query_stations_info", {"LastQueryTime": after_change}, token)).data["ItemSize"] == 0
+
+
+async def test_stats_count_what_the_order_reported_not_news_that_came_after_it(
+    province: Province, token: str, db: Database
+) -> None:
+    ordered = await put_session(db, WHERE[DC_A], local(1, 9), local(1, 10), "30000")
+    async with db.transaction() as tx:
+        await set_order(tx, ordered, "queued", "MA7G5YA2420240301090000000001", None)
+        # a real stop after a zombie close: more energy, and an end on the next local day (flagged, not re-pushed)
+        await tx.execute(
+            "UPDATE sessions SET energy_wh = '45000', ended_at = ? WHERE id = ?", (to_db(local(2, 1)), ordered)
+        )
+    assert flat(await stats(province, token, "2024-03-01", "2024-03-01"))[DC_A] == (D("30.00"), 1, 60)
+    assert flat(await stats(province, token, "2024-03-02", "2024-03-02"))[DC_A] == ZERO

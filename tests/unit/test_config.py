@@ -39,7 +39,7 @@ def test_the_repository_example_loads_as_documented(monkeypatch: pytest.MonkeyPa
     config = load_config(REPO / "config.example.toml")
 
     assert config.operator.id == "MA7G5YA24"
-    assert config.province.url("query_token") == "http://127.0.0.1:18093/evcsV2/trade/query_token"
+    assert config.province.base_url == "http://127.0.0.1:18093/evcsV2/trade/"
     assert config.province.secret("sig_secret") == "SigSecret16Chars"
     assert config.ocpp.host_port == ("0.0.0.0", 9000)
     assert config.pull_api.host_port == ("0.0.0.0", 8093)

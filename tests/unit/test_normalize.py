@@ -8,6 +8,7 @@ proven rather than assumed.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -361,9 +362,11 @@ def test_v16_meter_values_reading_time_goes_through_the_clock() -> None:
     assert (sampled.readings[0].at, sampled.flags) == (RECEIVED, (CLOCK_REPLACED,))
 
 
-def test_v16_meter_values_needs_a_connector() -> None:
-    with pytest.raises(NormalizeError, match=r"MeterValues: connector_id"):
-        normalize.v16_meter_values(CP, {"meter_value": [_mv()]}, RECEIVED)
+def test_v16_meter_values_without_a_connector_are_kept_on_the_whole_charger() -> None:
+    (sampled,) = normalize.v16_meter_values(CP, {"meter_value": [_mv()], "transaction_id": 7}, RECEIVED)
+    assert isinstance(sampled, MeterSampled)
+    assert (sampled.evse, sampled.transaction_ref, len(sampled.readings)) == (0, "7", 1)
+    assert "connector_id_missing" in sampled.flags
 
 
 def test_v16_garbage_and_signed_values_kept_raw() -> None:
@@ -442,9 +445,11 @@ def test_v16_start_transaction(
     assert (started.meter_wh, started.id_tag, started.at, started.flags) == (meter_wh, id_tag, at, flags)
 
 
-def test_v16_start_transaction_needs_a_connector() -> None:
-    with pytest.raises(NormalizeError, match=r"StartTransaction: connector_id"):
-        normalize.v16_start_transaction(CP, {"id_tag": "T", "meter_start": 0, "timestamp": T}, RECEIVED)
+def test_v16_start_transaction_without_a_connector_is_kept_on_the_whole_charger() -> None:
+    (started,) = normalize.v16_start_transaction(CP, {"id_tag": "T", "meter_start": 5, "timestamp": T}, RECEIVED)
+    assert isinstance(started, SessionEvent)
+    assert (started.evse, started.id_tag, started.meter_wh) == (0, "T", Decimal(5))
+    assert "connector_id_missing" in started.flags
 
 
 V16_STOP_WIRE = {
@@ -538,9 +543,25 @@ def test_v16_stop_transaction(
 def test_v16_stop_transaction_twice_gives_the_same_event() -> None:
     """§9: the first answer was lost and the charger repeats: normalize is a pure function of the payload."""
     payload = wire(V16_STOP_WIRE)
-    assert normalize.v16_stop_transaction(CP, payload, RECEIVED) == normalize.v16_stop_transaction(
-        CP, payload, RECEIVED
+    before = copy.deepcopy(payload)
+    expected = SessionEvent(
+        CP,
+        "ended",
+        AT,
+        RECEIVED,
+        transaction_ref="17",
+        id_tag="04E1A2B3",
+        meter_wh=D(1234600),
+        readings=(
+            Reading(datetime(2024, 5, 1, 7, 0, tzinfo=UTC), energy_wh=D(0), context="Transaction.Begin"),
+            Reading(datetime(2024, 5, 1, 7, 30, tzinfo=UTC), energy_wh=D("1234567.8"), context="Sample.Periodic"),
+            Reading(AT, energy_wh=D(1234600), context="Transaction.End"),  # 1234.6 kWh
+        ),
+        stop_reason="EVDisconnected",
     )
+    assert normalize.v16_stop_transaction(CP, payload, RECEIVED) == (expected,)
+    assert normalize.v16_stop_transaction(CP, payload, RECEIVED) == (expected,)  # the repeat
+    assert payload == before  # the payload is not changed by normalizing it
 
 
 @pytest.mark.parametrize("transaction_id", [None, "abc", 1.5, [], True])
@@ -693,9 +714,10 @@ def test_v201_unit_of_measure(unit_of_measure: Any, expected: Decimal | None, ra
     assert (reading.energy_wh, reading.raw_skipped) == (expected, raw)
 
 
-def test_v201_meter_values_needs_an_evse() -> None:
-    with pytest.raises(NormalizeError, match=r"MeterValues: evse_id"):
-        normalize.v201_meter_values(CP, {"meter_value": [_mv()]}, RECEIVED)
+def test_v201_meter_values_without_an_evse_are_kept_on_the_whole_station() -> None:
+    (sampled,) = normalize.v201_meter_values(CP, {"evse_id": "x", "meter_value": [_mv()]}, RECEIVED)
+    assert isinstance(sampled, MeterSampled)
+    assert (sampled.evse, len(sampled.readings)) == (0, 1) and "evse_id_invalid" in sampled.flags
 
 
 # --------------------------------------------------------------------------------------- 2.0.1 TransactionEvent
