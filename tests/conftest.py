@@ -1,7 +1,10 @@
-"""Shared fixtures: a valid config written to tmp_path, and the provincial secrets it holds."""
+"""Shared fixtures: a valid config written to tmp_path, the provincial secrets it holds, the store, the mock
+province of that config; and small helpers (``Clock``, ``eventually``, the ``DATA`` and ``REPO`` paths)."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -13,6 +16,7 @@ import pytest
 from edge_bridge.config import Config, load_config
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.store.db import Database, open_database
+from simulators.province import MockProvince
 from simulators.toml_writer import dump_toml
 
 DATA = Path(__file__).parent / "data"
@@ -55,6 +59,16 @@ def secrets(config: Config) -> Secrets:
     return config.province.secrets()
 
 
+@pytest.fixture
+async def province(config: Config) -> AsyncIterator[MockProvince]:
+    """The strict mock province of the example config on an ephemeral port. A fixture that depends on it is set up
+    after it, so stopped before it (the acceptance daemons of ``start_site``)."""
+    mock = MockProvince.from_config(config)
+    await mock.start()
+    yield mock
+    await mock.stop()
+
+
 Opener = Callable[[Path], Awaitable[Database]]
 
 
@@ -85,3 +99,25 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+EVENTUALLY_TIMEOUT_S = 10.0
+EVENTUALLY_POLL_S = 0.01
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], what: str = "the condition", timeout_s: float = EVENTUALLY_TIMEOUT_S
+) -> None:
+    """Poll ``check`` (plain or async) until it holds; fail naming ``what`` after ``timeout_s`` (a hang guard, not
+    a deadline)."""
+
+    async def holds() -> bool:
+        result = check()
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not await holds():
+                await asyncio.sleep(EVENTUALLY_POLL_S)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not within {timeout_s} s") from None

@@ -5,10 +5,10 @@ committed to its store.
 ``Daemon``: ``url(identity)`` for a charger, ``store`` to read the database with a separate sqlite3 connection (so
 only committed data is seen). ``daemon`` is one started on the example config. Every daemon is stopped at teardown.
 
-``province`` is the strict mock province of the example config on an ephemeral port (stopped after the daemons);
-``start_site(mutate=None, **app_options)`` starts a daemon whose pushes go to it and returns a ``Site``: what the
-province received, ``pull`` to query the daemon as the province does, ``delivered()`` to wait for the outbox to
-drain. ``site`` is one started on the example config.
+``province`` (tests/conftest.py) is the strict mock province of the example config on an ephemeral port (stopped
+after the daemons); ``start_site(mutate=None, **app_options)`` starts a daemon whose pushes go to it and returns a
+``Site``: what the province received, ``pull`` to query the daemon as the province does, ``delivered()`` to wait
+for the outbox to drain. ``site`` is one started on the example config.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from edge_bridge.config import Config, load_config
 from edge_bridge.store.db import from_db
 from simulators.charger import SimClock
 from simulators.province import MockProvince, pull
+from tests.conftest import eventually
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 DELIVERY_TIMEOUT_S = 10.0
-POLL_S = 0.02
 
 
 def sim_start() -> datetime:
@@ -144,16 +144,6 @@ async def daemon(start_daemon: StartDaemon) -> Daemon:
 # ---------------------------------------------------------------------------------------------- the site
 
 
-async def eventually(check: Callable[[], bool], what: str, timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not check():
-                await asyncio.sleep(POLL_S)
-    except TimeoutError:
-        raise AssertionError(f"{what}: not within {timeout_s} s") from None
-
-
 @dataclass
 class Site:
     """A daemon whose provincial pushes go to ``province``."""
@@ -190,16 +180,6 @@ class Site:
 
 
 StartSite = Callable[..., Awaitable[Site]]
-
-
-@pytest.fixture
-async def province(config: Config) -> AsyncIterator[MockProvince]:
-    """The mock province of the example config on an ephemeral port. Set up before (so stopped after) the
-    daemons of ``start_site``."""
-    mock = MockProvince.from_config(config)
-    await mock.start()
-    yield mock
-    await mock.stop()
 
 
 @pytest.fixture

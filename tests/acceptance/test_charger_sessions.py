@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -311,6 +311,9 @@ async def test_a_garbage_frame_leaves_the_connection_open_and_the_next_heartbeat
         assert await sim.send_raw('{"an": "object"}') is None
         beat = await sim.heartbeat()
         assert sim.online
-    assert beat is not None and parse_time(beat["currentTime"])
+    assert beat is not None
+    current = parse_time(beat["currentTime"])
+    assert current.tzinfo == UTC
+    assert abs(current - datetime.now(UTC)) < timedelta(minutes=1)  # the bridge's own clock, not the charger's
     assert [a.action for a in sim.answers][-1] == "Heartbeat"
     assert failed(sim.answers) == []

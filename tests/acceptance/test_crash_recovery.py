@@ -55,6 +55,11 @@ class Daemon:
         except TimeoutError:
             raise AssertionError(f"no READY=1 from the daemon:\n{self.log_path.read_text()}") from None
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process runs no more code (it reads, handles and commits nothing) until it is killed."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no close handshake, nothing flushed that was not committed."""
         assert self.process is not None
@@ -180,25 +185,32 @@ def kill_on_answer(sim: Sim16, process: Daemon, lose: Callable[[], bool]) -> Non
 
 
 def kill_after_sending(sim: Sim16, process: Daemon, action: str) -> None:
-    """From now on, SIGKILL the daemon right after a CALL of ``action`` went out (before it can be handled)."""
+    """From now on, when a CALL of ``action`` is to go out: SIGSTOP the daemon, send the frame, then SIGKILL it. A
+    stopped process cannot read the frame, let alone commit what it says, so the daemon never handles it."""
     link = sim._link
     send = link._send
 
-    async def send_then_kill(frame: str) -> None:
-        await send(frame)
-        if json.loads(frame)[2] == action:
+    async def freeze_send_kill(frame: str) -> None:
+        if json.loads(frame)[2] != action:
+            await send(frame)
+            return
+        process.freeze()
+        try:
+            await send(frame)
+        finally:
             process.kill()
 
-    link._send = send_then_kill
+    link._send = freeze_send_kill
 
 
 @pytest.mark.parametrize("answer", ["never-committed", "committed-not-read"])
 async def test_kill_9_after_stop_transaction_was_sent_then_restart_gives_one_finished_session(
     daemon: tuple[Daemon, str, Store], answer: str
 ) -> None:
-    """``never-committed``: SIGKILL right after the StopTransaction frame went out (the daemon has no time to handle
-    it). ``committed-not-read``: the daemon committed and answered, the simulator never read the answer (the
-    answer is dropped on its side) and the daemon dies. Either way the simulator sends the stop again."""
+    """``never-committed``: the daemon is stopped (SIGSTOP) before the StopTransaction frame goes out and killed
+    (SIGKILL) after, so it never handles it. ``committed-not-read``: the daemon committed and answered, the
+    simulator never read the answer (the answer is dropped on its side) and the daemon dies. Either way the
+    simulator sends the stop again."""
     process, url, store = daemon
     await asyncio.to_thread(process.start)
     sim = Sim16(url, connectors=2, clock=sim_clock(), response_timeout=10)

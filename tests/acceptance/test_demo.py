@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 from edge_bridge.config import load_config
 from simulators.demo import run_demo
-
-REPO = Path(__file__).parent.parent.parent
+from tests.conftest import REPO
 
 
 async def test_the_demo_ends_with_accepted_orders_pushes_pulls_and_no_problems() -> None:

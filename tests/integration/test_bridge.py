@@ -44,11 +44,6 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def db(opened: Opener, path: Path) -> Database:
-    return await opened(path)
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
 
@@ -410,9 +405,40 @@ async def test_connect_disconnect_and_reset(bridge: ChargerBridge, db: Database,
     assert (await rows(db, "SELECT connected FROM chargers")) == [{"connected": 0}]
 
 
-async def test_faults_and_heartbeats_are_accepted(bridge: ChargerBridge, db: Database) -> None:
-    fault = FaultReported(DC, 1, 1, "Connector", "Problem", True, at(0), at(0))
-    assert await bridge.apply([ChargerSeen(DC, at(0)), fault]) == Applied()
+async def test_faults_and_heartbeats_are_accepted(bridge: ChargerBridge, db: Database, clock: Clock) -> None:
+    await bridge.connected(DC, "ocpp1.6")  # last seen at T0
+    await bridge.sweep(at(200))  # silent for longer than offline_after_s (120 s)
+    assert await rows(db, "SELECT offline FROM chargers") == [{"offline": 1}]
+    clock.now = at(300)
+    fault = FaultReported(DC, 1, 1, "Connector", "Problem", True, at(299), at(300))
+    assert await bridge.apply([ChargerSeen(DC, at(300)), fault]) == Applied()
+    # the heartbeat brought the charger back online at once, and its time is persisted by the next sweep
+    assert await rows(db, "SELECT offline FROM chargers") == [{"offline": 0}]
+    await bridge.sweep(at(301))
+    assert await rows(db, "SELECT offline, last_seen FROM chargers") == [
+        {"offline": 0, "last_seen": "2024-05-01T08:05:00.000000Z"}
+    ]
+    # the fault is an active alarm (a notice-level device fault, §7) ...
+    columns = "ocpp_id, alarm_key, evse, connector, alarm_code, alarm_level, note"
+    alarms = await rows(db, f"SELECT {columns} FROM active_alarms")
+    assert alarms == [
+        {
+            "ocpp_id": DC,
+            "alarm_key": "fault|1|1|Connector|Problem",
+            "evse": 1,
+            "connector": 1,
+            "alarm_code": 31,
+            "alarm_level": 3,
+            "note": "Connector.Problem",
+        }
+    ]
+    # ... pushed to the province as raised, after the offline alarm (27) and its recovery
+    pushed = [(r.interface, r.key, json.loads(r.payload)) for r in reversed(await Outbox(db).rows())]
+    alarm_pushes = [(key, data["AlarmInfos"][0]) for interface, key, data in pushed if interface == "alarm_report"]
+    summary = [(key, a["ConnectorID"], a["AlarmCode"], a["AlarmStatus"]) for key, a in alarm_pushes]
+    assert summary[-1] == ("370202000001001A", "370202000001001A", 31, 1)
+    assert [(code, status) for _, _, code, status in summary[:-1]] == [(27, 1), (27, 0)]
+    assert alarm_pushes[-1][1]["NoteString"] == "Connector.Problem"
 
 
 # ------------------------------------------------------------------------------------------------ failures

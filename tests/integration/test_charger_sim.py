@@ -17,11 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,9 +37,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from simulators.charger import Answer, Plan, Quirks, Sim16, Sim201, SimClock, SimError, iso, main, run_scenario
+from tests.conftest import REPO, eventually
 
 T0 = datetime(2026, 1, 5, 7, 20, tzinfo=UTC)
-REPO = Path(__file__).parent.parent.parent
 
 
 def at(minutes: float = 0, seconds: float = 0) -> str:
@@ -223,13 +222,6 @@ async def csms() -> AsyncIterator[StandIn]:
         port = server.sockets[0].getsockname()[1]
         stand.base = f"ws://127.0.0.1:{port}/ocpp"
         yield stand
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 3.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def sampled(meter_value: dict[str, Any], measurand: str) -> dict[str, Any]:
@@ -717,10 +709,12 @@ async def test_basic_auth_and_percent_encoded_identity(csms: StandIn) -> None:
 async def test_callerror_and_timeout_are_recorded_and_do_not_crash(csms: StandIn) -> None:
     csms.fail["StatusNotification"] = 1
     csms.silent.add("Heartbeat")
-    async with Sim16(url=csms.url("CP-R1"), clock=frozen(), response_timeout=0.2) as sim:
+    async with Sim16(url=csms.url("CP-R1"), clock=frozen(), response_timeout=5.0) as sim:
         await sim.connect(boot=False)
         await sim.plug_in(1)
+        sim.response_timeout = 0.2  # short for the one call that is to time out (read per call)
         assert await sim.heartbeat() is None
+        sim.response_timeout = 5.0
         assert sim.online
         assert await sim.authorize(1) == "Accepted"
         csms.fail["StartTransaction"] = 1
@@ -908,7 +902,8 @@ def test_cli_idle_heartbeats_until_ctrl_c() -> None:
             )
             try:
                 await eventually(
-                    lambda: bool(stand.sessions) and stand.sessions[0].actions().count("Heartbeat") >= 2, 15
+                    lambda: bool(stand.sessions) and stand.sessions[0].actions().count("Heartbeat") >= 2,
+                    timeout_s=15,
                 )
             finally:
                 process.send_signal(signal.SIGINT)

@@ -37,6 +37,7 @@ def test_notify_reaches_an_abstract_socket() -> None:
     name = f"edge-bridge-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
+        sock.settimeout(10)
         assert systemd.notify("STOPPING=1", "@" + name)
         assert sock.recv(100) == b"STOPPING=1"
 
@@ -58,10 +59,14 @@ def test_watchdog_interval_is_half_of_what_systemd_asks(monkeypatch: pytest.Monk
     assert systemd.watchdog_interval_s() is None
 
 
-def _start(config: Path, notify: socket.socket) -> subprocess.Popen[str]:
+def _start(config: Path, notify: socket.socket, log: Path | None = None) -> subprocess.Popen[str]:
+    """The daemon, its stderr (the log) piped, or written to ``log`` so it can be read while the daemon runs."""
     env = {**os.environ, "NOTIFY_SOCKET": notify.getsockname()}
     command = [sys.executable, "-m", "edge_bridge", "run", "--config", str(config)]
-    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    if log is None:
+        return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    with log.open("w") as handle:
+        return subprocess.Popen(command, env=env, stderr=handle, text=True)
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -87,17 +92,23 @@ def test_the_daemon_signals_ready_and_stops_cleanly_within_5_s(
     assert events[0] == "station_info_checked" and "started" in events and events[-1] == "stopped"
 
 
-def test_the_log_never_shows_the_secrets(write_config: Callable[..., Path], notify_socket: socket.socket) -> None:
-    config = write_config()
-    process = _start(config, notify_socket)
+def test_the_log_never_shows_the_secrets(
+    write_config: Callable[..., Path], notify_socket: socket.socket, tmp_path: Path
+) -> None:
+    config, log = write_config(), tmp_path / "daemon.log"
+    process = _start(config, notify_socket, log)
     try:
         assert notify_socket.recv(100) == b"READY=1"
-        time.sleep(1.5)  # the province is unreachable: let the uploader log a retry or two
+        deadline = time.monotonic() + 20  # the province is unreachable: wait for the uploader to log a retry
+        while "push_retry" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"no push_retry logged:\n{log.read_text(errors='replace')}"
+            time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=5)
     finally:
         process.kill()
-        _, stderr = process.communicate()
+        process.wait()
+    stderr = log.read_text(errors="replace")
     assert "push_retry" in stderr
     for secret in ("OpSecret16Chars!", "DataSecret16Char", "DataSecretIV16Ch", "SigSecret16Chars"):
         assert secret not in stderr
@@ -138,8 +149,11 @@ def test_sim_province_pull_stations_prints_the_daemons_station_info(
         pulled = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=5)
-        process.communicate()
+        try:
+            process.wait(timeout=5)
+        finally:
+            process.kill()  # a no-op once it has exited
+            process.communicate()
     assert pulled.returncode == 0, pulled.stderr
     answer = json.loads(pulled.stdout)
     station = answer["StationInfos"][0]

@@ -34,9 +34,8 @@ from edge_bridge.provincial.codec import (
 )
 from edge_bridge.provincial.crypto import Secrets, signature_matches
 from simulators.province import Fault, MockProvince, PullError, default_query, main, pull, utc_now
+from tests.conftest import DATA, REPO
 
-DATA = Path(__file__).parent.parent / "data"
-REPO = Path(__file__).parent.parent.parent
 OPERATOR = "MA7G5YA24"  # config.example.toml
 PROVINCE = "MJD634356"
 
@@ -417,10 +416,9 @@ async def test_stall_longer_than_the_client_timeout(province: MockProvince, op: 
         await op.post("notification_orderInfo", op.envelope(order_push()), auth=auth, wait_s=0.2)
     # a quick request that arrived later is answered first, yet received stays in arrival order
     assert (await op.call("notification_stationStatus", status_push()))[0] == 0
-    for _ in range(30):  # the stalled request finishes 0.8 s after it arrived
-        if len(province.received) == 3:
-            break
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):  # the stalled request finishes 0.8 s after it arrived
+        while len(province.received) < 3:
+            await asyncio.sleep(0.05)
     assert [r.interface for r in province.received] == [
         "query_token",
         "notification_orderInfo",
@@ -438,14 +436,18 @@ async def test_stall_shorter_than_the_timeout_answers_normally(province: MockPro
     assert time.monotonic() - started >= 0.2
 
 
+DOWN_S = 2.0  # long enough for three requests to land inside the window on a slow machine
+
+
 async def test_down_refuses_everything_for_its_window(province: MockProvince, op: Operator) -> None:
     auth = f"Bearer {await op.fetch_token()}"
-    province.inject(Fault("down", seconds=0.4, count=1))
+    province.inject(Fault("down", seconds=DOWN_S, count=1))
+    window_ends_by = time.monotonic() + DOWN_S  # the mock times the window with time.monotonic, from inject()
     assert (await op.post("notification_stationStatus", op.envelope(status_push()), auth=auth))[0] == 503
     assert (await op.post("notification_stationStatus", op.envelope(status_push()), auth=auth))[0] == 503
     token_query = {"OperatorID": OPERATOR, "OperatorSecret": op.secrets.operator_secret}
     assert (await op.post("query_token", op.envelope(token_query)))[0] == 503
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(max(0.0, window_ends_by - time.monotonic()) + 0.05)
     assert (await op.call("notification_stationStatus", status_push()))[0] == 0
     assert [r.http_status for r in province.received] == [200, 503, 503, 503, 200]
 

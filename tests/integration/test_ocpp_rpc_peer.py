@@ -23,8 +23,9 @@ import pytest
 
 from edge_bridge.app import App
 from edge_bridge.config import Config, load_config
+from tests.conftest import REPO
 
-NODE_DIR = Path(__file__).parent.parent / "node"
+NODE_DIR = REPO / "tests" / "node"
 PEER = NODE_DIR / "peer.mjs"
 REQUIRE = "EDGE_BRIDGE_REQUIRE_NODE_PEER"
 INSTALL = "npm ci --prefix tests/node"

@@ -28,21 +28,14 @@ from edge_bridge.provincial.codec import (
 )
 from edge_bridge.provincial.crypto import Secrets, decrypt, encrypt, sign, signature_matches
 from edge_bridge.provincial.pull_server import MAX_BODY_BYTES, PULL_INTERFACES, build_pull_app
-from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.db import Database
+from tests.conftest import Clock, Opener
 
 T0 = datetime(2024, 3, 1, 4, 0, 0, tzinfo=UTC)  # 12:00 in Asia/Shanghai
 PROVINCE = "MJD634356"
 US = "MA7G5YA24"
 DC_A, DC_B, AC_A = "370202000001001A", "370202000001001B", "370202000001002A"
 STATION = "370202000001"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def counting_tokens() -> Callable[[], str]:
@@ -112,10 +105,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def db(config: Config) -> AsyncIterator[Database]:
-    database = await open_database(config.storage.path)
-    yield database
-    await database.close()
+async def db(opened: Opener, config: Config) -> Database:
+    """The store at the config's path (a restart test opens it again there)."""
+    return await opened(config.storage.path)
 
 
 @pytest.fixture
@@ -435,19 +427,16 @@ async def test_several_tokens_are_valid_at_once(province: Province) -> None:
         assert (await province.call("query_station_status", {"StationIDs": [STATION]}, token)).ret == 0
 
 
-async def test_token_survives_a_restart(make_province: Callable[..., Any], config: Config, clock: Clock) -> None:
-    db = await open_database(config.storage.path)
-    try:
-        token = await (await make_province(config, db)).token()
-    finally:
-        await db.close()
-    reopened = await open_database(config.storage.path)
-    try:
-        province = await make_province(config, reopened, token_factory=counting_tokens())
-        clock.now = T0 + timedelta(hours=1)
-        assert (await province.call("query_station_status", {"StationIDs": [STATION]}, token)).ret == 0
-    finally:
-        await reopened.close()
+async def test_token_survives_a_restart(
+    make_province: Callable[..., Any], config: Config, clock: Clock, opened: Opener
+) -> None:
+    db = await opened(config.storage.path)
+    token = await (await make_province(config, db)).token()
+    await db.close()
+    reopened = await opened(config.storage.path)
+    province = await make_province(config, reopened, token_factory=counting_tokens())
+    clock.now = T0 + timedelta(hours=1)
+    assert (await province.call("query_station_status", {"StationIDs": [STATION]}, token)).ret == 0
 
 
 async def test_log_has_one_line_per_request_without_secrets(

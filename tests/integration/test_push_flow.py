@@ -9,7 +9,7 @@ import asyncio
 import itertools
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.timeutil import utc_now
 from simulators.province import Fault, MockProvince
+from tests.conftest import Opener, eventually
 
 STATUS = "notification_stationStatus"
 FAST = RetryPolicy(initial_s=0.05, max_s=0.2, jitter=0.0)
@@ -34,21 +35,6 @@ CONNECTORS = ("370202000001001A", "370202000001001B", "370202000001002A")
 def status_payload(connector: str, status: int) -> str:
     info = {"ConnectorID": connector, "Status": status, "ParkStatus": 0, "LockStatus": 0}
     return codec.dumps({"ConnectorStatusInfo": info}).decode()
-
-
-@pytest.fixture
-async def province(config: Config) -> AsyncIterator[MockProvince]:
-    mock = MockProvince.from_config(config)
-    await mock.start()
-    yield mock
-    await mock.stop()
-
-
-@pytest.fixture
-async def db(config: Config) -> AsyncIterator[Database]:
-    database = await open_database(config.storage.path)
-    yield database
-    await database.close()
 
 
 class Rig:
@@ -151,22 +137,26 @@ async def test_ret_4004_dead_letters_with_the_reason(config: Config, db: Databas
 
 
 async def test_a_refused_token_request_retries_instead_of_dead_lettering(
-    write_config: Callable[..., Path], province: MockProvince
+    write_config: Callable[..., Path], province: MockProvince, opened: Opener
 ) -> None:
     config = load_config(write_config(lambda raw: raw["province"].update(operator_secret="WrongSecret16chr")))
-    database = await open_database(config.storage.path)
+    rig = Rig(config, await opened(config.storage.path), province)
+    await rig.enqueue([(CONNECTORS[0], 1)])
+    task = asyncio.create_task(rig.uploader.run())
+
+    async def retried() -> bool:
+        return any(row.attempts >= 2 for row in await rig.outbox.rows("pending"))
+
     try:
-        rig = Rig(config, database, province)
-        await rig.enqueue([(CONNECTORS[0], 1)])
-        task = asyncio.create_task(rig.uploader.run())
-        await asyncio.sleep(0.5)
-        await drain(rig.uploader, task, 1.0)
-        await rig.client.close()
-        row = (await rig.outbox.rows("pending"))[0]
-        assert row.attempts >= 2 and "FailReason 2" in (row.last_error or "")
-        assert "WrongSecret16chr" not in (row.last_error or "")
+        await eventually(retried, "a second attempt of the pending row", timeout_s=10)
     finally:
-        await database.close()
+        async with asyncio.timeout(10):
+            await drain(rig.uploader, task, 1.0)
+        await rig.client.close()
+    (row,) = await rig.outbox.rows("pending")
+    assert row.attempts >= 2 and "FailReason 2" in (row.last_error or "")
+    assert "WrongSecret16chr" not in (row.last_error or "")
+    assert (await rig.outbox.counts())["dead"] == 0
 
 
 def test_the_token_is_refreshed_before_it_expires() -> None:
@@ -219,23 +209,24 @@ async def _run_daemon(config: Config, until: Callable[[], Any], timeout: float =
                 await asyncio.sleep(0.05)
     finally:
         stop.set()
-        await task
+        async with asyncio.timeout(10):
+            await task
 
 
 async def test_a_restarted_daemon_delivers_its_backlog_exactly_once_in_order(
-    write_config: Callable[..., Path], tmp_path: Path
+    write_config: Callable[..., Path], opened: Opener
 ) -> None:
     def fast(raw: dict[str, Any], base_url: str) -> None:
         raw["province"].update(base_url=base_url, retry_initial_s=0.05, retry_max_s=0.2)
 
     down = load_config(write_config(lambda raw: fast(raw, f"http://127.0.0.1:{_closed_port()}/evcsV2/trade/")))
     backlog = [(c, s) for s in (1, 2, 3, 2, 1) for c in CONNECTORS]
-    database = await open_database(down.storage.path)
+    database = await opened(down.storage.path)
     outbox = Outbox(database)
     async with database.transaction() as tx:
         for connector, status in backlog:
             await outbox.enqueue(tx, STATUS, connector, status_payload(connector, status), utc_now())
-    await database.close()
+    await database.close()  # the daemon opens it next (and the fixture closes it again if this is not reached)
 
     async def retried() -> bool:  # the daemon tried while the province was unreachable
         check = await open_database(down.storage.path)

@@ -9,9 +9,9 @@ from datetime import datetime
 from edge_bridge.app import App
 from edge_bridge.bridge import ChargerBridge
 from edge_bridge.config import Config
-from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.db import Database
 from edge_bridge.store.retention import Purged, purge
-from tests.conftest import Clock
+from tests.conftest import Clock, Opener
 from tests.integration.test_pushes import at, bridge, clock, make_bridge, meter, start, started, status, stop, tx
 
 __all__ = ["bridge", "clock"]  # fixtures shared with test_pushes
@@ -80,16 +80,14 @@ async def _purge(db: Database, samples_before: datetime, sessions_before: dateti
         return await purge(t, samples_before, sessions_before)
 
 
-async def test_the_daemon_purges_at_start_up(config: Config, clock: Clock) -> None:
-    db = await open_database(config.storage.path)  # rows from 2024: older than every default retention
-    try:
-        _, still_open = await fill(make_bridge(db, config, clock))
-    finally:
-        await db.close()
+async def test_the_daemon_purges_at_start_up(config: Config, clock: Clock, opened: Opener) -> None:
+    db = await opened(config.storage.path)  # rows from 2024: older than every default retention
+    _, still_open = await fill(make_bridge(db, config, clock))
+    await db.close()
     stop, app = asyncio.Event(), App(config)
     task = asyncio.create_task(app.run(stop))
-    db = await open_database(config.storage.path)
     try:
+        db = await opened(config.storage.path)
         async with asyncio.timeout(10):
             while await count(db, "SELECT count(*) FROM status_reports"):
                 await asyncio.sleep(0.05)
@@ -97,5 +95,5 @@ async def test_the_daemon_purges_at_start_up(config: Config, clock: Clock) -> No
         assert await count(db, f"SELECT count(*) FROM meter_samples WHERE session_id = {still_open}") == 1
     finally:
         stop.set()
-        await task
-        await db.close()
+        async with asyncio.timeout(10):
+            await task

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from edge_bridge.bridge import ChargerBridge
 from edge_bridge.config import Config
 from edge_bridge.domain.events import ChargerBooted, ConnectorStatusReported, MeterSampled, Reading, SessionEvent
 from edge_bridge.status_report import status_report
-from edge_bridge.store.db import Database, open_database
+from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
+from tests.conftest import Opener
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await open_database(tmp_path / "edge.db")
-    yield db
-    await db.close()
 
 
 async def report(db: Database, config: Config, now: datetime) -> str:
@@ -33,8 +24,8 @@ async def report(db: Database, config: Config, now: datetime) -> str:
     return out.getvalue()
 
 
-async def test_empty_store_lists_the_configured_chargers_and_connectors(store: Database, config: Config) -> None:
-    text = await report(store, config, T0)
+async def test_empty_store_lists_the_configured_chargers_and_connectors(db: Database, config: Config) -> None:
+    text = await report(db, config, T0)
     assert "CP-DC-01             connected: no   OCPP -      last seen: never" in text
     assert "CP-AC-01             connected: no   OCPP -      last seen: never" in text
     assert "CP-DC-01 1/1" in text and "370202000001001A" in text and "no status yet" in text
@@ -42,8 +33,8 @@ async def test_empty_store_lists_the_configured_chargers_and_connectors(store: D
     assert "Open sessions (0)" in text
 
 
-async def test_live_state(store: Database, config: Config) -> None:
-    bridge = ChargerBridge(store, Outbox(store), config.site_model(), clock=lambda: T0)
+async def test_live_state(db: Database, config: Config) -> None:
+    bridge = ChargerBridge(db, Outbox(db), config.site_model(), clock=lambda: T0)
     await bridge.connected("CP-DC-01", "ocpp1.6")
     await bridge.apply([ChargerBooted("CP-DC-01", T0, vendor="ACME", model="DC120")])
     await bridge.apply([ConnectorStatusReported("CP-DC-01", 1, 1, "Charging", T0, T0)])
@@ -58,7 +49,7 @@ async def test_live_state(store: Database, config: Config) -> None:
     await bridge.apply([ConnectorStatusReported("CP-XX-99", 1, 1, "Available", T0, T0)])  # not configured
     await bridge.sweep(later)  # persists last_seen
 
-    text = await report(store, config, T0 + timedelta(minutes=11))
+    text = await report(db, config, T0 + timedelta(minutes=11))
     assert "CP-DC-01             connected: yes  OCPP 1.6    last seen: 2024-05-01 08:10:00Z (60 s ago)" in text
     assert "vendor/model: ACME / DC120" in text
     assert "Charging" in text and "provincial 3" in text and "[72000 W, 55 %]" in text
@@ -69,14 +60,10 @@ async def test_live_state(store: Database, config: Config) -> None:
     assert "energy so far 12.346 kWh" in text
 
 
-async def test_readable_while_another_connection_writes(tmp_path: Path, config: Config) -> None:
-    writer = await open_database(tmp_path / "edge.db")
-    reader = await open_database(tmp_path / "edge.db")
-    try:
-        bridge = ChargerBridge(writer, Outbox(writer), config.site_model(), clock=lambda: T0)
-        await bridge.connected("CP-AC-01", "ocpp2.0.1")
-        text = await report(reader, config, T0)
-        assert "CP-AC-01             connected: yes  OCPP 2.0.1" in text
-    finally:
-        await reader.close()
-        await writer.close()
+async def test_readable_while_another_connection_writes(tmp_path: Path, config: Config, opened: Opener) -> None:
+    writer = await opened(tmp_path / "edge.db")
+    reader = await opened(tmp_path / "edge.db")
+    bridge = ChargerBridge(writer, Outbox(writer), config.site_model(), clock=lambda: T0)
+    await bridge.connected("CP-AC-01", "ocpp2.0.1")
+    text = await report(reader, config, T0)
+    assert "CP-AC-01             connected: yes  OCPP 2.0.1" in text

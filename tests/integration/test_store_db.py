@@ -186,7 +186,12 @@ async def test_cancelled_transaction_rolls_back(db: Database) -> None:
             await asyncio.sleep(10)
 
     task = asyncio.create_task(writer())
-    await entered.wait()
+    waiting = asyncio.create_task(entered.wait())
+    done, _ = await asyncio.wait({waiting, task}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if waiting not in done:
+        waiting.cancel()
+        task.cancel()
+        raise AssertionError(f"the writer did not enter its transaction: {task}")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -195,5 +200,16 @@ async def test_cancelled_transaction_rolls_back(db: Database) -> None:
 
 async def test_close_is_idempotent(opened: Opener, tmp_path: Path) -> None:
     database = await opened(tmp_path / "edge.db")
+    async with database.transaction() as tx:
+        await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
     await database.close()
-    await database.close()
+    await database.close()  # a second close neither raises nor hangs
+    # closed for good: using it fails at once (aiosqlite's ValueError, not a StoreError: db.py does not wrap it)
+    async with asyncio.timeout(5):
+        with pytest.raises(ValueError, match="no active connection"):
+            async with database.read() as tx:
+                await tx.fetchone("SELECT 1")
+        with pytest.raises(ValueError, match="no active connection"):
+            async with database.transaction() as tx:
+                await tx.execute("INSERT INTO accepted_station_info VALUES ('s2', '{}', 'x')")
+    assert sync_scalar(database.path, "SELECT group_concat(station_id) FROM accepted_station_info") == "s1"

@@ -236,22 +236,28 @@ async def elapsed(waiting: Awaitable[None]) -> float:
     return loop.time() - start
 
 
+# A wake-up must come within WOKEN_WITHIN_S (a hang guard); the wait's own timeout is far longer, so returning by
+# itself is never mistaken for being woken.
+WOKEN_WITHIN_S = 10.0
+WAIT_S = 60.0
+
+
 async def test_wait_times_out_when_nothing_happens(outbox: Outbox) -> None:
     assert await elapsed(outbox.wait(0.05)) >= 0.05
 
 
 async def test_wait_wakes_on_enqueue_only_after_commit(db: Database, outbox: Outbox) -> None:
-    waiter = asyncio.create_task(outbox.wait(5))
+    waiter = asyncio.create_task(outbox.wait(WAIT_S))
     async with db.transaction() as tx:
         await outbox.enqueue(tx, "i", "A", "{}", T0)
         await asyncio.sleep(0.01)
         assert not waiter.done()
-    await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(waiter, WOKEN_WITHIN_S)
 
 
 async def test_wait_returns_at_once_for_work_before_it_and_then_clears(db: Database, outbox: Outbox) -> None:
     await put(db, outbox, "A")
-    await asyncio.wait_for(outbox.wait(5), 0.5)
+    await asyncio.wait_for(outbox.wait(WAIT_S), WOKEN_WITHIN_S)
     assert await elapsed(outbox.wait(0.05)) >= 0.05
 
 
@@ -267,7 +273,7 @@ async def test_requeue_wakes(db: Database, outbox: Outbox) -> None:
     row_id = await put(db, outbox, "A")
     await outbox.mark_dead(row_id, T0, "x")
     await outbox.wait(0)
-    waiter = asyncio.create_task(outbox.wait(5))
+    waiter = asyncio.create_task(outbox.wait(WAIT_S))
     await asyncio.sleep(0)
     await outbox.requeue(None, LATER)
-    await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(waiter, WOKEN_WITHIN_S)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from edge_bridge.provincial.uploader import IDLE_RECHECK_S, RetryPolicy, Uploade
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
+from tests.conftest import eventually
 
 FAST = RetryPolicy(initial_s=0.02, max_s=0.1, jitter=0.0)
 
@@ -33,10 +33,16 @@ async def enqueue(
 class Recorder:
     """A sender that answers from a script per (key, n) and records what it was sent."""
 
-    def __init__(self, script: Mapping[tuple[str, int], list[Outcome]] | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        script: Mapping[tuple[str, int], list[Outcome]] | None = None,
+        delay: float = 0.0,
+        gate: asyncio.Event | None = None,
+    ) -> None:
         self.sent: list[tuple[str, int]] = []
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.delay = delay
+        self.gate = gate  # when given, every push waits for it after its delay
         self.concurrent = 0
         self.max_concurrent = 0
 
@@ -47,6 +53,8 @@ class Recorder:
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
         try:
             await asyncio.sleep(self.delay)
+            if self.gate is not None:
+                await self.gate.wait()
         finally:
             self.concurrent -= 1
         self.sent.append(item)
@@ -148,8 +156,9 @@ async def test_drain_waits_for_the_push_in_flight_then_stops(db: Database) -> No
     sender = Recorder(delay=0.3)
     uploader = Uploader(db, outbox, sender, policy=FAST)
     task = asyncio.create_task(uploader.run())
-    await asyncio.sleep(0.1)
-    await drain(uploader, task, 2.0)
+    await eventually(lambda: sender.concurrent == 1, "a push in flight", timeout_s=5)
+    async with asyncio.timeout(10):
+        await drain(uploader, task, 10.0)  # returns once the push in flight is done, long before 10 s
     assert task.done() and sender.sent == [("A", 0)]
     assert (await outbox.counts()) == {"pending": 1, "sent": 1, "dead": 0}
 
@@ -157,13 +166,13 @@ async def test_drain_waits_for_the_push_in_flight_then_stops(db: Database) -> No
 async def test_drain_gives_up_after_its_timeout_and_the_row_stays_pending(db: Database) -> None:
     outbox = Outbox(db)
     await enqueue(db, outbox, "A", 1)
-    sender = Recorder(delay=10)
+    sender = Recorder(gate=asyncio.Event())  # never set: the push never ends by itself
     uploader = Uploader(db, outbox, sender, policy=FAST)
     task = asyncio.create_task(uploader.run())
-    await asyncio.sleep(0.1)
-    before = datetime.now(UTC)
-    await drain(uploader, task, 0.2)
-    assert (datetime.now(UTC) - before).total_seconds() < 2
+    await eventually(lambda: sender.concurrent == 1, "a push in flight", timeout_s=5)
+    async with asyncio.timeout(10):  # drain gives up after its 0.2 s: the guard only catches a hang
+        await drain(uploader, task, 0.2)
+    assert task.done() and sender.concurrent == 0  # the push in flight was cancelled
     assert (await outbox.counts())["pending"] == 1 and sender.sent == []
 
 
@@ -181,6 +190,10 @@ async def test_an_exception_in_the_sender_is_a_transient_failure_not_a_crash(db:
 
     uploader = Uploader(db, outbox, flaky, policy=FAST)
     await run_until(uploader, lambda: calls >= 2)
-    await asyncio.sleep(0.05)
-    row = (await outbox.rows("sent"))[0]
-    assert row.attempts == 2
+
+    async def sent() -> bool:
+        return (await outbox.counts())["sent"] == 1
+
+    await eventually(sent, "the row marked sent", timeout_s=5)
+    (row,) = await outbox.rows("sent")
+    assert (row.attempts, calls) == (2, 2)

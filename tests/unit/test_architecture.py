@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parent.parent.parent / "edge_bridge"
+from tests.conftest import REPO
+
+PACKAGE = REPO / "edge_bridge"
 
 PURE = ["domain/*.py", "charger/normalize.py", "charger/meter.py", "provincial/codec.py"]
 IO_MODULES = {"asyncio", "aiohttp", "aiosqlite", "websockets", "ocpp", "socket", "sqlite3", "subprocess", "os"}

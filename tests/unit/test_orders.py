@@ -66,9 +66,42 @@ def test_the_order_passes_the_strict_province_checks() -> None:
     assert check_order_info(codec.loads(codec.dumps(order)), "MA7G5YA24") == []
 
 
-@pytest.mark.parametrize(("reason", "code"), sorted(stop_reasons.STOP_REASONS.items()))
+# ocpp-bridge §6, written out by hand (not read from the module under test).
+SPEC_STOP_REASONS: dict[str, int] = {
+    "Local": 0,
+    "EnergyLimitReached": 0,
+    "TimeLimitReached": 0,
+    "Remote": 1,
+    "DeAuthorized": 1,
+    "UnlockCommand": 1,
+    "MasterPass": 1,
+    "LocalOutOfCredit": 1,
+    "StoppedByEV": 2,
+    "SOCLimitReached": 2,
+    "EmergencyStop": 3,
+    "PowerLoss": 3,
+    "HardReset": 3,
+    "SoftReset": 3,
+    "Reboot": 3,
+    "ImmediateReset": 3,
+    "GroundFault": 3,
+    "OvercurrentFault": 3,
+    "PowerQuality": 3,
+    "EVDisconnected": 4,
+    "Other": 5,
+    "Timeout": 5,
+}
+
+
+@pytest.mark.parametrize(("reason", "code"), sorted(SPEC_STOP_REASONS.items()))
 def test_every_stop_reason_row(reason: str, code: int) -> None:
     assert stop_reasons.stop_reason_code(reason) == code
+    assert stop_reasons.STOP_REASONS[reason] == code
+
+
+def test_the_stop_reason_table_has_exactly_the_spec_rows() -> None:
+    assert len(SPEC_STOP_REASONS) == 22
+    assert set(SPEC_STOP_REASONS) == set(stop_reasons.STOP_REASONS)
 
 
 @pytest.mark.parametrize(("reason", "code"), [("", 0), ("SomethingNew", 5)])

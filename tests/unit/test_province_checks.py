@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +19,8 @@ from simulators.province_checks import (
     check_token_request,
     decimal_places,
 )
+from tests.conftest import DATA
 
-DATA = Path(__file__).parent.parent / "data"
 OPERATOR = "MA7G5YA24"
 
 
@@ -365,8 +365,31 @@ def test_decimal_places_counts_the_value(value: Any, places: int) -> None:
     assert decimal_places(value) == places
 
 
-def test_checkers_do_not_mutate_their_input() -> None:
-    order = good_order()
-    before = copy.deepcopy(order)
-    check_order_info(order)
-    assert order == before
+@pytest.mark.parametrize(
+    ("check", "payload"),
+    [
+        pytest.param(check_order_info, good_order, id="order"),
+        pytest.param(check_order_info, example_order, id="order-with-problems"),
+        pytest.param(check_station_info, good_station, id="station"),
+        pytest.param(check_station_info, lambda: {"StationInfo": example_station()}, id="station-with-problems"),
+        pytest.param(check_station_status, good_status, id="status"),
+        pytest.param(
+            check_station_status,
+            lambda: {"ConnectorStatusInfos": [good_status()["ConnectorStatusInfo"]]},
+            id="status-list",
+        ),
+        pytest.param(check_alarm_report, good_alarm, id="alarm"),
+        pytest.param(
+            check_alarm_report,
+            lambda: {"AlarmInfos": [{**good_alarm()["AlarmInfos"][0], "AlarmStatus": 7}]},
+            id="alarm-bad",
+        ),
+    ],
+)
+def test_checkers_do_not_mutate_their_input(
+    check: Callable[[Any, str], list[str]], payload: Callable[[], dict[str, Any]]
+) -> None:
+    data = payload()
+    before = copy.deepcopy(data)
+    check(data, OPERATOR)
+    assert data == before

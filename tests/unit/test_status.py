@@ -22,39 +22,38 @@ from edge_bridge.domain.status import (
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("ocpp", "expected"),
-    [
-        ("Available", 1),
-        ("Preparing", 2),
-        ("Charging", 3),
-        ("SuspendedEV", 3),
-        ("SuspendedEVSE", 3),
-        ("Finishing", 2),
-        ("Reserved", 4),
-        ("Unavailable", 255),
-        ("Faulted", 255),
-    ],
-)
+# ocpp-bridge §5, written out by hand: (OCPP status, provincial Status) and, for 2.0.1, the chargingState too
+ROWS_16: list[tuple[str, int]] = [
+    ("Available", 1),
+    ("Preparing", 2),
+    ("Charging", 3),
+    ("SuspendedEV", 3),
+    ("SuspendedEVSE", 3),
+    ("Finishing", 2),
+    ("Reserved", 4),
+    ("Unavailable", 255),
+    ("Faulted", 255),
+]
+ROWS_201: list[tuple[str, str, int]] = [
+    ("Available", "", 1),
+    ("Occupied", "", 2),  # no transaction
+    ("Occupied", "EVConnected", 2),
+    ("Occupied", "Idle", 2),
+    ("Occupied", "Charging", 3),
+    ("Occupied", "SuspendedEV", 3),
+    ("Occupied", "SuspendedEVSE", 3),
+    ("Reserved", "", 4),
+    ("Unavailable", "", 255),
+    ("Faulted", "", 255),
+]
+
+
+@pytest.mark.parametrize(("ocpp", "expected"), ROWS_16)
 def test_ocpp16_table(ocpp: str, expected: int) -> None:
     assert provincial_status("1.6", ocpp) == expected
 
 
-@pytest.mark.parametrize(
-    ("ocpp", "charging_state", "expected"),
-    [
-        ("Available", "", 1),
-        ("Occupied", "", 2),  # no transaction
-        ("Occupied", "EVConnected", 2),
-        ("Occupied", "Idle", 2),
-        ("Occupied", "Charging", 3),
-        ("Occupied", "SuspendedEV", 3),
-        ("Occupied", "SuspendedEVSE", 3),
-        ("Reserved", "", 4),
-        ("Unavailable", "", 255),
-        ("Faulted", "", 255),
-    ],
-)
+@pytest.mark.parametrize(("ocpp", "charging_state", "expected"), ROWS_201)
 def test_ocpp201_table(ocpp: str, charging_state: str, expected: int) -> None:
     assert provincial_status("2.0.1", ocpp, charging_state) == expected
 
@@ -63,6 +62,13 @@ def test_every_table_row_is_tested() -> None:
     assert len(status.STATUS_16) == 9
     assert len(status.STATUS_201) == 5
     assert len(status.CHARGING_STATE_201) == 6
+    assert set(status.STATUS_16) == {ocpp for ocpp, _ in ROWS_16}
+    assert dict(status.STATUS_16) == dict(ROWS_16)
+    assert set(status.STATUS_201) == {ocpp for ocpp, _, _ in ROWS_201}
+    assert dict(status.STATUS_201) == {ocpp: code for ocpp, state, code in ROWS_201 if state == ""}
+    occupied = {state: code for ocpp, state, code in ROWS_201 if ocpp == "Occupied"}
+    assert set(status.CHARGING_STATE_201) == set(occupied)
+    assert dict(status.CHARGING_STATE_201) == occupied
 
 
 def test_no_status_yet_or_an_unknown_text_is_offline() -> None:
