@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from edge_bridge import systemd
-from edge_bridge.bridge import ACCEPT_HOOKS, ChargerBridge, enqueue_station_info, stored_boot_info
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
 from edge_bridge.provincial.client import ProvinceClient
@@ -25,6 +24,8 @@ from edge_bridge.store import retention, tokens
 from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.timeutil import utc_now
+from edge_bridge.usecases.bridge import ACCEPT_HOOKS, ChargerBridge
+from edge_bridge.usecases.station_info import enqueue_station_info
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,13 @@ class App:
         listeners: list[Listener] = []  # closed, newest first, before the uploader drains
         try:
             outbox = Outbox(db)
-            boot = await stored_boot_info(db)
-            await enqueue_station_info(db, outbox, self.config.site_model(), self._clock(), boot)
+            await enqueue_station_info(db, outbox, self.config.site_model(), self._clock())
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
             self.pull_port = pull_api.port
             bridge = self._charger_bridge(db, outbox)
             await bridge.reset_connections()
+            listeners.append(bridge)  # closed after the OCPP server: what its handlers submitted gets committed
             ocpp = OcppServer(self.config, bridge, clock=self._clock)
             await ocpp.start()
             listeners.append(ocpp)
@@ -159,11 +160,12 @@ class App:
     async def _maintain(self, db: Database, outbox: Outbox, now: datetime) -> None:
         keep = self.config.retention
         sent = await outbox.purge_sent(now - timedelta(days=keep.outbox_days))
-        async with db.transaction() as tx:
-            expired = await tokens.purge_expired(tx, now)
-            old = await retention.purge(
-                tx, now - timedelta(days=keep.meter_samples_days), now - timedelta(days=keep.sessions_days)
-            )
+        expired = await db.write(lambda tx: tokens.purge_expired(tx, now))
+        samples_before, sessions_before = (
+            now - timedelta(days=keep.meter_samples_days),
+            now - timedelta(days=keep.sessions_days),
+        )
+        old = await db.write(lambda tx: retention.purge(tx, samples_before, sessions_before))
         counts = {"outbox": sent, "tokens": expired, "samples": old.samples, "status_reports": old.status_reports}
         if any(counts.values()) or old.sessions:
             log.info("maintenance_purged", extra={**counts, "sessions": old.sessions})

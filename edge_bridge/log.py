@@ -60,5 +60,5 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "websockets", "aiosqlite"):
+    for noisy in ("aiohttp.access", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

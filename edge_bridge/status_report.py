@@ -11,29 +11,53 @@ or dead-lettered are listed, newest first.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TextIO
 
 from edge_bridge.domain.alarm_rules import ActiveAlarm
+from edge_bridge.domain.places import Where
 from edge_bridge.domain.sessions import Session
 from edge_bridge.domain.site import ChargerDesc, Site
 from edge_bridge.domain.status import ConnectorState
-from edge_bridge.store import state
-from edge_bridge.store.db import Database
+from edge_bridge.store import alarms as store_alarms
+from edge_bridge.store import chargers as store_chargers
+from edge_bridge.store import orders as store_orders
+from edge_bridge.store import sessions as store_sessions
+from edge_bridge.store.chargers import ChargerRow
+from edge_bridge.store.db import Database, Tx
+from edge_bridge.store.orders import OrderLine
 
 NEVER = "never"
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    chargers: dict[str, ChargerRow]
+    connectors: dict[Where, ConnectorState]
+    open_sessions: list[Session]
+    order_counts: list[tuple[str, str | None, int]]
+    order_problems: list[OrderLine]
+    alarms: list[ActiveAlarm]
+
+
+def _snapshot(tx: Tx) -> _Snapshot:
+    return _Snapshot(
+        chargers={row.ocpp_id: row for row in store_chargers.all_chargers(tx)},
+        connectors={(c.charger, c.evse, c.connector): c for c in store_chargers.all_connectors(tx)},
+        open_sessions=store_sessions.open_sessions(tx),
+        order_counts=store_orders.order_counts(tx),
+        order_problems=store_orders.order_problems(tx),
+        alarms=store_alarms.all_active_alarms(tx),
+    )
+
+
 async def status_report(db: Database, site: Site, out: TextIO, now: datetime) -> int:
     """Print the report to ``out``; returns the exit code (0)."""
-    async with db.read() as tx:
-        chargers = {row.ocpp_id: row for row in await state.all_chargers(tx)}
-        connectors = {(c.charger, c.evse, c.connector): c for c in await state.all_connectors(tx)}
-        open_sessions = await state.open_sessions(tx)
-        order_counts = await state.order_counts(tx)
-        order_problems = await state.order_problems(tx)
-        alarms = await state.all_active_alarms(tx)
+    snap = await db.read(_snapshot)
+    chargers, connectors, open_sessions, alarms = snap.chargers, snap.connectors, snap.open_sessions, snap.alarms
+    order_counts, order_problems = snap.order_counts, snap.order_problems
     configured = [charger for station in site.stations for charger in station.chargers]
     names = {c.ocpp_id for c in configured} | set(chargers)
     lines = [
@@ -69,7 +93,7 @@ def _when(moment: datetime | None, now: datetime) -> str:
     return f"{moment.strftime('%Y-%m-%d %H:%M:%SZ')} ({ago} s ago)"
 
 
-def _charger_line(ocpp_id: str, row: state.ChargerRow | None, now: datetime) -> str:
+def _charger_line(ocpp_id: str, row: ChargerRow | None, now: datetime) -> str:
     if row is None:
         return f"  {ocpp_id:<20} connected: no   OCPP -      last seen: {NEVER}"
     connected = "yes" if row.connected else "no "
@@ -132,7 +156,7 @@ def _order_count_line(order_state: str, outbox_state: str | None, count: int) ->
     return f"  {order_state + outbox:<28} {count}"
 
 
-def _order_line(line: state.OrderLine) -> str:
+def _order_line(line: OrderLine) -> str:
     where = f"{line.where[0]} {line.where[1]}/{line.where[2]}"
     if line.outbox_state == "dead":
         detail = f"{line.start_charge_seq}  dead-lettered: {line.reason or '-'}"

@@ -121,3 +121,24 @@ async def eventually(
                 await asyncio.sleep(EVENTUALLY_POLL_S)
     except TimeoutError:
         raise AssertionError(f"{what}: not within {timeout_s} s") from None
+
+
+async def query(db: Database, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """The rows of one query, as dicts (read on the database thread)."""
+    return await db.read(lambda tx: [dict(row) for row in tx.fetchall(sql, params)])
+
+
+async def execute(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """One statement in its own transaction; returns the cursor's rowcount."""
+    return await db.write(lambda tx: tx.execute(sql, params).rowcount)
+
+
+async def insert(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """One INSERT in its own transaction; returns the new row's id."""
+
+    def run(tx: Any) -> int:
+        rowid = tx.execute(sql, params).lastrowid
+        assert rowid is not None
+        return int(rowid)
+
+    return await db.write(run)

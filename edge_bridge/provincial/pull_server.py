@@ -213,8 +213,8 @@ class PullServer:
         match = _BEARER.match(authorization)
         if match is None:
             raise CodecError("no Bearer token", RET_TOKEN)
-        async with self.db.read() as tx:
-            valid = await token_valid(tx, match.group(1), self.clock())
+        token, now = match.group(1), self.clock()
+        valid = await self.db.read(lambda tx: token_valid(tx, token, now))
         if not valid:
             raise CodecError("token unknown or expired", RET_TOKEN)
 
@@ -228,8 +228,8 @@ class PullServer:
             return self._token_refusal(FAIL_WRONG_SECRET)
         token, ttl = self.token_factory(), self.config.province.token_ttl_s
         now = self.clock()
-        async with self.db.transaction() as tx:  # expired tokens are purged by the daemon's hourly maintenance
-            await save_token(tx, token, now, now + timedelta(seconds=ttl))
+        expires = now + timedelta(seconds=ttl)  # expired tokens are purged by the daemon's hourly maintenance
+        await self.db.write(lambda tx: save_token(tx, token, now, expires))
         return self._token_answer(SUCCESS, token, ttl, 0)
 
     def _token_refusal(self, reason: int) -> Payload:
@@ -248,9 +248,7 @@ class PullServer:
         page_no = _int(data, "PageNo", default=1, low=1)
         page_size = _int(data, "PageSize", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
         since = _optional_datetime(data, "LastQueryTime", self.config)
-        async with self.db.read() as tx:
-            boot = await boot_infos(tx)
-            changed = await station_info_changes(tx)
+        boot, changed = await self.db.read(lambda tx: (boot_infos(tx), station_info_changes(tx)))
         stations = [s for s in self.site.stations if self.changed_since(s, since, changed)]
         shown = stations[(page_no - 1) * page_size : page_no * page_size]
         return {
@@ -269,8 +267,7 @@ class PullServer:
     async def query_station_status(self, data: Payload) -> Payload:
         ids = _text_list(data, "StationIDs", limit=MAX_STATION_IDS)
         stations = [s for s in map(self.site.station, dict.fromkeys(ids)) if s is not None]
-        async with self.db.read() as tx:
-            live = await live_connectors(tx)
+        live = await self.db.read(live_connectors)
         now, offline_after_s = self.clock(), self.config.ocpp.offline_after_s
 
         def status_of(charger: ChargerDesc, connector: ConnectorDesc) -> int:
@@ -287,8 +284,7 @@ class PullServer:
         station = self.site.station(station_id)
         if station is None:
             raise CodecError("Data field StationID names no station of ours", RET_DATA)
-        async with self.db.read() as tx:
-            answer = await _station_stats(tx, station, first, last, self.config.tz)
+        answer = await self.db.read(lambda tx: _station_stats(tx, station, first, last, self.config.tz))
         return {"StationStats": answer}
 
     async def query_equip_business_policy(self, data: Payload) -> Payload:
@@ -332,10 +328,10 @@ def connector_status(live: LiveConnector | None, now: datetime, offline_after_s:
     return effective_status(own, charger_level_fault=False, offline=offline)
 
 
-async def connector_usage(tx: Tx, charger: ChargerDesc, connector: ConnectorDesc, bounds: Bounds) -> Usage:
+def connector_usage(tx: Tx, charger: ChargerDesc, connector: ConnectorDesc, bounds: Bounds) -> Usage:
     """Energy, session count and minutes of the finished sessions of ``connector`` whose EndTime is in ``bounds``,
     the UTC interval of the requested local days (D14, ``stats.day_bounds``)."""
-    spans = await finished_sessions(tx, _where(charger, connector), *bounds)
+    spans = finished_sessions(tx, _where(charger, connector), *bounds)
     return stats.connector_usage(spans)
 
 
@@ -358,13 +354,13 @@ def _station_status(station: StationDesc, status_of: Callable[[ChargerDesc, Conn
     }
 
 
-async def _station_stats(tx: Tx, station: StationDesc, first: date, last: date, tz: ZoneInfo) -> Payload:
+def _station_stats(tx: Tx, station: StationDesc, first: date, last: date, tz: ZoneInfo) -> Payload:
     bounds = stats.day_bounds(first, last, tz)
     equipment, totals = [], []
     for charger in station.chargers:
         connectors, usages = [], []
         for connector in charger.connectors:
-            usage = await connector_usage(tx, charger, connector, bounds)
+            usage = connector_usage(tx, charger, connector, bounds)
             connectors.append({"ConnectorID": connector.connector_id, **_usage_fields("Connector", usage)})
             usages.append(usage)
         subtotal = stats.total(usages)

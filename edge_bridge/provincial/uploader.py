@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 IDLE_RECHECK_S = 60.0  # backstop for rows requeued by another process (the CLI), which cannot wake this one
 
 Sender = Callable[[str, bytes], Awaitable[PushResult]]
-AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], Awaitable[None]]
+AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]  # runs on the database thread
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,14 @@ class Uploader:
 
     async def _accept(self, row: OutboxRow, result: PushResult, now: datetime) -> None:
         response = json.dumps(result.data, ensure_ascii=False, default=str) if result.data is not None else None
-        async with self._db.transaction() as tx:
-            await self._outbox.mark_sent(row.id, now, response, tx=tx)
-            hook = self._hooks.get(row.interface)
+        hook = self._hooks.get(row.interface)
+
+        def accept(tx: Tx) -> None:
+            Outbox.mark_sent_in(tx, row.id, now, response)
             if hook is not None:
-                await hook(tx, row, result.data)
+                hook(tx, row, result.data)
+
+        await self._db.write(accept)
 
 
 async def drain(uploader: Uploader, task: asyncio.Task[None], timeout_s: float) -> None:

@@ -6,11 +6,9 @@ A row that cannot be read back raises StoreError.
 
 from __future__ import annotations
 
-import aiosqlite
-
 from edge_bridge.domain.alarm_rules import ActiveAlarm
 from edge_bridge.domain.alarms import AlarmKind
-from edge_bridge.store.db import Tx, to_db
+from edge_bridge.store.db import Row, Tx, to_db
 from edge_bridge.store.rows import read_row, required_time
 
 # ------------------------------------------------------------------------------------------------ alarms (0003)
@@ -25,7 +23,7 @@ ON CONFLICT (ocpp_id, alarm_key) DO NOTHING
 CLEAR_ALARM = "DELETE FROM active_alarms WHERE ocpp_id = ? AND alarm_key = ?"
 
 
-def _alarm(row: aiosqlite.Row) -> ActiveAlarm:
+def _alarm(row: Row) -> ActiveAlarm:
     return ActiveAlarm(
         charger=row["ocpp_id"],
         key=row["alarm_key"],
@@ -37,19 +35,19 @@ def _alarm(row: aiosqlite.Row) -> ActiveAlarm:
     )
 
 
-async def active_alarms(tx: Tx, charger: str) -> list[ActiveAlarm]:
-    return [read_row(row, _alarm) for row in await tx.fetchall(ACTIVE_ALARMS, (charger,))]
+def active_alarms(tx: Tx, charger: str) -> list[ActiveAlarm]:
+    return [read_row(row, _alarm) for row in tx.fetchall(ACTIVE_ALARMS, (charger,))]
 
 
-async def all_active_alarms(tx: Tx) -> list[ActiveAlarm]:
-    return [read_row(row, _alarm) for row in await tx.fetchall(ALL_ACTIVE_ALARMS)]
+def all_active_alarms(tx: Tx) -> list[ActiveAlarm]:
+    return [read_row(row, _alarm) for row in tx.fetchall(ALL_ACTIVE_ALARMS)]
 
 
-async def raise_alarm(tx: Tx, a: ActiveAlarm) -> None:
+def raise_alarm(tx: Tx, a: ActiveAlarm) -> None:
     """Remember ``a`` as active (a second raise of the same key keeps the first)."""
     params = (a.charger, a.key, a.evse, a.connector, a.kind.code, a.kind.type, a.kind.level, a.note, to_db(a.raised_at))
-    await tx.execute(RAISE_ALARM, params)
+    tx.execute(RAISE_ALARM, params)
 
 
-async def clear_alarm(tx: Tx, charger: str, key: str) -> None:
-    await tx.execute(CLEAR_ALARM, (charger, key))
+def clear_alarm(tx: Tx, charger: str, key: str) -> None:
+    tx.execute(CLEAR_ALARM, (charger, key))

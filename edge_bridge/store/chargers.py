@@ -11,12 +11,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from edge_bridge.domain.events import ConnectorStatusReported
 from edge_bridge.domain.status import ConnectorState
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Tx, to_db
+from edge_bridge.store.db import Row, Tx, to_db
 from edge_bridge.store.rows import dec, read_row, time, undec, untime
 
 # ------------------------------------------------------------------------------------------------ chargers
@@ -52,7 +50,7 @@ ON CONFLICT (ocpp_id) DO UPDATE SET last_seen = MAX(COALESCE(last_seen, ''), exc
 RESET_CONNECTED = "UPDATE chargers SET connected = 0 WHERE connected != 0"
 
 
-def _charger(row: aiosqlite.Row) -> ChargerRow:
+def _charger(row: Row) -> ChargerRow:
     return ChargerRow(
         ocpp_id=row["ocpp_id"],
         vendor=row["vendor"],
@@ -67,44 +65,44 @@ def _charger(row: aiosqlite.Row) -> ChargerRow:
     )
 
 
-async def ensure_charger(tx: Tx, ocpp_id: str) -> ChargerRow:
+def ensure_charger(tx: Tx, ocpp_id: str) -> ChargerRow:
     """The charger's row, created empty when it has none."""
-    await tx.execute(ENSURE_CHARGER, (ocpp_id,))
-    charger = await get_charger(tx, ocpp_id)
+    tx.execute(ENSURE_CHARGER, (ocpp_id,))
+    charger = get_charger(tx, ocpp_id)
     if charger is None:
         raise StoreError(f"charger {ocpp_id!r} vanished")
     return charger
 
 
-async def get_charger(tx: Tx, ocpp_id: str) -> ChargerRow | None:
-    row = await tx.fetchone(GET_CHARGER, (ocpp_id,))
+def get_charger(tx: Tx, ocpp_id: str) -> ChargerRow | None:
+    row = tx.fetchone(GET_CHARGER, (ocpp_id,))
     return None if row is None else read_row(row, _charger)
 
 
-async def all_chargers(tx: Tx) -> list[ChargerRow]:
-    return [read_row(row, _charger) for row in await tx.fetchall(ALL_CHARGERS)]
+def all_chargers(tx: Tx) -> list[ChargerRow]:
+    return [read_row(row, _charger) for row in tx.fetchall(ALL_CHARGERS)]
 
 
-async def set_boot(tx: Tx, ocpp_id: str, vendor: str, model: str, serial: str, firmware: str, at: datetime) -> None:
-    await tx.execute(SET_BOOT, (ocpp_id, vendor, model, serial, firmware, to_db(at)))
+def set_boot(tx: Tx, ocpp_id: str, vendor: str, model: str, serial: str, firmware: str, at: datetime) -> None:
+    tx.execute(SET_BOOT, (ocpp_id, vendor, model, serial, firmware, to_db(at)))
 
 
-async def set_connected(tx: Tx, ocpp_id: str, connected: bool, ocpp_version: str | None = None) -> None:
-    await tx.execute(SET_CONNECTED, (ocpp_id, int(connected), ocpp_version))
+def set_connected(tx: Tx, ocpp_id: str, connected: bool, ocpp_version: str | None = None) -> None:
+    tx.execute(SET_CONNECTED, (ocpp_id, int(connected), ocpp_version))
 
 
-async def set_offline(tx: Tx, ocpp_id: str, offline: bool) -> None:
-    await tx.execute(SET_OFFLINE, (ocpp_id, int(offline)))
+def set_offline(tx: Tx, ocpp_id: str, offline: bool) -> None:
+    tx.execute(SET_OFFLINE, (ocpp_id, int(offline)))
 
 
-async def seen(tx: Tx, ocpp_id: str, at: datetime) -> None:
+def seen(tx: Tx, ocpp_id: str, at: datetime) -> None:
     """Move ``last_seen`` forward to ``at`` (creating the row)."""
-    await tx.execute(SEEN, (ocpp_id, to_db(at)))
+    tx.execute(SEEN, (ocpp_id, to_db(at)))
 
 
-async def reset_connected(tx: Tx) -> None:
+def reset_connected(tx: Tx) -> None:
     """Every charger disconnected (the process just started: no socket is open)."""
-    await tx.execute(RESET_CONNECTED)
+    tx.execute(RESET_CONNECTED)
 
 
 # ------------------------------------------------------------------------------------------------ connectors
@@ -124,7 +122,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
-def _connector(row: aiosqlite.Row) -> ConnectorState:
+def _connector(row: Row) -> ConnectorState:
     return ConnectorState(
         charger=row["ocpp_id"],
         evse=row["evse"],
@@ -144,20 +142,20 @@ def _connector(row: aiosqlite.Row) -> ConnectorState:
     )
 
 
-async def get_connector(tx: Tx, charger: str, evse: int, connector: int) -> ConnectorState | None:
-    row = await tx.fetchone(GET_CONNECTOR, (charger, evse, connector))
+def get_connector(tx: Tx, charger: str, evse: int, connector: int) -> ConnectorState | None:
+    row = tx.fetchone(GET_CONNECTOR, (charger, evse, connector))
     return None if row is None else read_row(row, _connector)
 
 
-async def connectors_of(tx: Tx, charger: str) -> list[ConnectorState]:
-    return [read_row(row, _connector) for row in await tx.fetchall(CONNECTORS_OF, (charger,))]
+def connectors_of(tx: Tx, charger: str) -> list[ConnectorState]:
+    return [read_row(row, _connector) for row in tx.fetchall(CONNECTORS_OF, (charger,))]
 
 
-async def all_connectors(tx: Tx) -> list[ConnectorState]:
-    return [read_row(row, _connector) for row in await tx.fetchall(ALL_CONNECTORS)]
+def all_connectors(tx: Tx) -> list[ConnectorState]:
+    return [read_row(row, _connector) for row in tx.fetchall(ALL_CONNECTORS)]
 
 
-async def put_connector(tx: Tx, c: ConnectorState) -> None:
+def put_connector(tx: Tx, c: ConnectorState) -> None:
     """Insert or replace the whole connector row."""
     params = (
         c.charger,
@@ -176,10 +174,10 @@ async def put_connector(tx: Tx, c: ConnectorState) -> None:
         dec(c.voltage_v),
         time(c.readings_at),
     )
-    await tx.execute(PUT_CONNECTOR, params)
+    tx.execute(PUT_CONNECTOR, params)
 
 
-async def log_status(tx: Tx, report: ConnectorStatusReported, applied: bool) -> None:
+def log_status(tx: Tx, report: ConnectorStatusReported, applied: bool) -> None:
     """Keep every status report, applied or not (an older one is stored but changes nothing)."""
     params = (
         report.charger,
@@ -194,4 +192,4 @@ async def log_status(tx: Tx, report: ConnectorStatusReported, applied: bool) -> 
         int(applied),
         json.dumps(list(report.flags)),
     )
-    await tx.execute(LOG_STATUS, params)
+    tx.execute(LOG_STATUS, params)

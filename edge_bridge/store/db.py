@@ -1,8 +1,18 @@
-"""The one SQLite connection: PRAGMAs, numbered migrations, serialized transactions, UTC time text.
+"""The one SQLite connection, owned by one thread: PRAGMAs, numbered migrations, transactions, UTC time text.
 
-One aiosqlite connection serves the whole process. Every use goes through ``Database.transaction()`` (writes,
-``BEGIN IMMEDIATE``) or ``Database.read()`` (reads); both hold one asyncio.Lock, so they never nest: inside a
-transaction, pass its ``Tx`` on instead of opening another.
+Every use of the store is a plain function of a ``Tx`` that the database thread runs: ``await db.write(work)``
+runs ``work(tx)`` between ``BEGIN IMMEDIATE`` and ``COMMIT`` (one hop to the thread and back, however many
+statements ``work`` runs), ``await db.read(work)`` in a read transaction (one consistent snapshot). The thread runs
+one unit at a time in submission order, so units never interleave and never nest: inside ``work``, pass its ``Tx``
+on instead of opening another.
+
+Why not aiosqlite: it hops to its thread and back for every statement, and offers no public way to run a function
+of many statements there; a message of the charger path runs about fifteen. Here a whole batch of messages is one
+hop (``usecases/writer.py``).
+
+A ``Tx`` and the rows it returns exist only inside ``work``; ``on_commit`` callbacks run on the event loop after
+COMMIT, never after a rollback. When the awaiting task is cancelled the unit still runs to its end (committed or
+rolled back as a whole), and its callbacks are dropped.
 """
 
 from __future__ import annotations
@@ -10,18 +20,19 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from edge_bridge.errors import StoreError
 
 Params = Iterable[Any]
+Row = sqlite3.Row
+T = TypeVar("T")
 
 PRAGMAS = ("PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON")
 MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
@@ -44,115 +55,158 @@ def from_db(text: str) -> datetime:
 
 
 class Tx:
-    """One unit of work on the connection. ``on_commit`` callbacks run only after a successful COMMIT."""
+    """One unit of work on the connection, used only on the database thread. sqlite errors become StoreError."""
 
-    def __init__(self, conn: aiosqlite.Connection, writable: bool) -> None:
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, writable: bool) -> None:
+        self._conn = conn
         self._writable = writable
-        self._callbacks: list[Callable[[], None]] = []
+        self.callbacks: list[Callable[[], None]] = []
+        self._savepoints = 0
 
-    async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
-        """Run one statement; sqlite errors become StoreError."""
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        """Run one statement."""
         try:
-            return await self.conn.execute(sql, params)
+            return self._conn.execute(sql, tuple(params))
         except sqlite3.Error as exc:
             raise StoreError(f"query failed: {exc}") from exc
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        """All rows of one query."""
-        cursor = await self.execute(sql, params)
-        async with cursor:
-            return list(await cursor.fetchall())
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        """Run one statement for each parameter row."""
+        try:
+            return self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"query failed: {exc}") from exc
 
-    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of one query."""
+        return list(self.execute(sql, params).fetchall())
+
+    def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """The first row of one query, or None."""
-        cursor = await self.execute(sql, params)
-        async with cursor:
-            row: aiosqlite.Row | None = await cursor.fetchone()
-            return row
+        row: Row | None = self.execute(sql, params).fetchone()
+        return row
 
     def on_commit(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` once this transaction has committed (never after a rollback)."""
+        """Call ``fn`` on the event loop once this transaction has committed (never after a rollback)."""
         if not self._writable:
-            raise StoreError("on_commit needs a transaction(), not a read()")
-        self._callbacks.append(fn)
+            raise StoreError("on_commit needs a write(), not a read()")
+        self.callbacks.append(fn)
 
-    def _run_callbacks(self) -> None:
-        for fn in self._callbacks:
-            fn()
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested unit: an exception inside undoes its statements and its ``on_commit`` callbacks, and is
+        re-raised; the rest of the transaction stands."""
+        self._savepoints += 1
+        name, kept = f"sp{self._savepoints}", len(self.callbacks)
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            with suppress(StoreError):
+                self.execute(f"ROLLBACK TO {name}")
+                self.execute(f"RELEASE {name}")
+            del self.callbacks[kept:]
+            raise
+        else:
+            self.execute(f"RELEASE {name}")
+        finally:
+            self._savepoints -= 1
 
 
 class Database:
-    """The open store. Build it with ``open_database``."""
+    """The open store. Build it with ``open_database``; ``commits`` counts the write units committed."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, thread: ThreadPoolExecutor, conn: sqlite3.Connection, path: Path) -> None:
         self.path = path
+        self.commits = 0
+        self._thread = thread
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._closed = False
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back and re-raises on any exception."""
-        async with self._lock:
-            tx = Tx(self._conn, writable=True)
-            try:
-                await _run(self._conn, "BEGIN IMMEDIATE")
-                yield tx
-                await _run(self._conn, "COMMIT")
-            except BaseException:
-                await _rollback(self._conn)
-                raise
-        tx._run_callbacks()
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        """``work(tx)`` between ``BEGIN IMMEDIATE`` and ``COMMIT`` on the database thread; rolled back and
+        re-raised on any exception. Its ``on_commit`` callbacks run here, after COMMIT."""
+        result, callbacks = await self._submit(self._write_now, work)
+        for fn in callbacks:
+            fn()
+        return result
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Tx]:
-        """A ``Tx`` for read-only queries."""
-        async with self._lock:
-            yield Tx(self._conn, writable=False)
+    async def read(self, work: Callable[[Tx], T]) -> T:
+        """``work(tx)`` in a read transaction (one snapshot) on the database thread."""
+        result, _ = await self._submit(self._read_now, work)
+        return result
 
     async def close(self) -> None:
-        """Close the connection (idempotent)."""
-        async with self._lock:
-            await self._conn.close()
+        """Close the connection and end the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
+
+    async def _submit(
+        self, run: Callable[[Callable[[Tx], T]], tuple[T, list[Callable[[], None]]]], work: Callable[[Tx], T]
+    ) -> tuple[T, list[Callable[[], None]]]:
+        if self._closed:
+            raise StoreError("the database is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, run, work)
+
+    def _write_now(self, work: Callable[[Tx], T]) -> tuple[T, list[Callable[[], None]]]:
+        tx = Tx(self._conn, writable=True)
+        _run(self._conn, "BEGIN IMMEDIATE")
+        try:
+            result = work(tx)
+            _run(self._conn, "COMMIT")
+        except BaseException:
+            _rollback(self._conn)
+            raise
+        self.commits += 1
+        return result, tx.callbacks
+
+    def _read_now(self, work: Callable[[Tx], T]) -> tuple[T, list[Callable[[], None]]]:
+        _run(self._conn, "BEGIN")
+        try:
+            return work(Tx(self._conn, writable=False)), []
+        finally:
+            _rollback(self._conn)
 
 
 async def open_database(path: Path) -> Database:
     """Open (creating if needed) the store at ``path``, set PRAGMAs and apply pending migrations."""
-    conn = await _connect(path)
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-bridge-db")
     try:
-        await _configure(conn)
-        await _migrate(conn, migrations())
-    except sqlite3.Error as exc:
-        await conn.close()
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
+        conn = await asyncio.get_running_loop().run_in_executor(thread, _open, path)
     except BaseException:
-        await conn.close()
+        thread.shutdown(wait=True)
         raise
-    return Database(conn, path)
+    return Database(thread, conn, path)
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+def _open(path: Path) -> sqlite3.Connection:
     try:
-        await asyncio.to_thread(_probe, path)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
-    conn.row_factory = aiosqlite.Row
+    conn.row_factory = sqlite3.Row
+    try:
+        _configure(conn)
+        _migrate(conn, migrations())
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-def _probe(path: Path) -> None:
-    """Fail here, not in aiosqlite.connect: a failed connect leaves its worker thread racing the loop's close."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sqlite3.connect(path).close()
-
-
-async def _configure(conn: aiosqlite.Connection) -> None:
-    mode = await _scalar(conn, "PRAGMA journal_mode = WAL")
+def _configure(conn: sqlite3.Connection) -> None:
+    mode = _scalar(conn, "PRAGMA journal_mode = WAL")
     if mode != "wal":
         raise StoreError(f"journal_mode is {mode!r}, WAL is required")
     for pragma in PRAGMAS:
-        await _run(conn, pragma)
+        _run(conn, pragma)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -168,40 +222,40 @@ def migrations() -> list[tuple[int, str]]:
     return found
 
 
-async def _migrate(conn: aiosqlite.Connection, steps: list[tuple[int, str]]) -> None:
-    current = int(await _scalar(conn, "PRAGMA user_version"))
+def _migrate(conn: sqlite3.Connection, steps: list[tuple[int, str]]) -> None:
+    current = int(_scalar(conn, "PRAGMA user_version"))
     newest = steps[-1][0] if steps else 0
     if current > newest:
         raise StoreError(f"database schema version {current} is newer than this edge-bridge ({newest})")
     for version, sql in steps:
         if version > current:
-            await _apply(conn, version, sql)
+            _apply(conn, version, sql)
 
 
-async def _apply(conn: aiosqlite.Connection, version: int, sql: str) -> None:
+def _apply(conn: sqlite3.Connection, version: int, sql: str) -> None:
     """One migration and its user_version bump in one transaction."""
     script = f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;"
     try:
-        await conn.executescript(script)
+        conn.executescript(script)
     except sqlite3.Error as exc:
-        await _rollback(conn)
+        _rollback(conn)
         raise StoreError(f"migration {version:04d} failed: {exc}") from exc
 
 
-async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
-    async with conn.execute(sql) as cursor:
-        row = await cursor.fetchone()
+def _scalar(conn: sqlite3.Connection, sql: str) -> Any:
+    row = conn.execute(sql).fetchone()
     return None if row is None else row[0]
 
 
-async def _run(conn: aiosqlite.Connection, sql: str) -> None:
+def _run(conn: sqlite3.Connection, sql: str) -> None:
     try:
-        await conn.execute(sql)
+        conn.execute(sql)
     except sqlite3.Error as exc:
         raise StoreError(f"{sql} failed: {exc}") from exc
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
-    """Unconditional: the worker thread runs statements in order, so this also undoes a BEGIN still queued."""
-    with suppress(sqlite3.Error):
-        await conn.execute("ROLLBACK")
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Safe to call with no transaction open."""
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import aiosqlite
-
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Tx
+from edge_bridge.store.db import Row, Tx
 from edge_bridge.store.rows import read_row, required_time
 
 # ------------------------------------------------------------------------------------------------ orders (0003)
@@ -68,53 +66,53 @@ ORDER BY s.id DESC LIMIT ?
 """
 
 
-def _order(row: aiosqlite.Row) -> OrderRecord:
+def _order(row: Row) -> OrderRecord:
     return OrderRecord(row["order_state"], row["start_charge_seq"], row["order_outbox_id"], row["confirm_result"])
 
 
-async def get_order(tx: Tx, session_id: int) -> OrderRecord:
-    row = await tx.fetchone(GET_ORDER, (session_id,))
+def get_order(tx: Tx, session_id: int) -> OrderRecord:
+    row = tx.fetchone(GET_ORDER, (session_id,))
     if row is None:
         raise StoreError(f"session {session_id} vanished")
     return read_row(row, _order)
 
 
-async def set_order(
+def set_order(
     tx: Tx, session_id: int, order_state: str, start_charge_seq: str | None = None, outbox_id: int | None = None
 ) -> None:
     """Record the order decision of a session (seq and outbox row are kept when not given). Queuing it also
     keeps the energy and end time the order reports, which the stats then count (D14 = the sums of the orders)."""
-    await tx.execute(SET_ORDER, (session_id, order_state, start_charge_seq, outbox_id))
+    tx.execute(SET_ORDER, (session_id, order_state, start_charge_seq, outbox_id))
 
 
-async def accept_order(tx: Tx, outbox_id: int) -> int:
+def accept_order(tx: Tx, outbox_id: int) -> int:
     """The province accepted (ConfirmResult 0) the order pushed by outbox row ``outbox_id``; returns the number
     of sessions updated (0 or 1)."""
-    cursor = await tx.execute(ACCEPT_ORDER, (outbox_id,))
+    cursor = tx.execute(ACCEPT_ORDER, (outbox_id,))
     return cursor.rowcount
 
 
-def _register_row(row: aiosqlite.Row) -> tuple[datetime, Decimal]:
+def _register_row(row: Row) -> tuple[datetime, Decimal]:
     return required_time(row["at"]), Decimal(row["energy_wh"])
 
 
-async def session_registers(tx: Tx, session_id: int) -> list[tuple[datetime, Decimal]]:
+def session_registers(tx: Tx, session_id: int) -> list[tuple[datetime, Decimal]]:
     """The energy register readings stored for a session: (charger time, Wh), by time."""
-    return [read_row(row, _register_row) for row in await tx.fetchall(SESSION_REGISTERS, (session_id,))]
+    return [read_row(row, _register_row) for row in tx.fetchall(SESSION_REGISTERS, (session_id,))]
 
 
-async def order_counts(tx: Tx) -> list[tuple[str, str | None, int]]:
+def order_counts(tx: Tx) -> list[tuple[str, str | None, int]]:
     """(order state, outbox state of its row or None, count) for every decided order."""
-    return [(r["order_state"], r["outbox_state"], r["n"]) for r in await tx.fetchall(ORDER_COUNTS)]
+    return [(r["order_state"], r["outbox_state"], r["n"]) for r in tx.fetchall(ORDER_COUNTS)]
 
 
-def _order_line(row: aiosqlite.Row) -> OrderLine:
+def _order_line(row: Row) -> OrderLine:
     where = (row["ocpp_id"], row["evse"], row["connector"])
     return OrderLine(
         row["id"], where, row["order_state"], row["start_charge_seq"], row["outbox_state"], row["last_error"]
     )
 
 
-async def order_problems(tx: Tx, limit: int = 20) -> list[OrderLine]:
+def order_problems(tx: Tx, limit: int = 20) -> list[OrderLine]:
     """The newest orders not pushed (unconfigured, unmeasured) or dead-lettered."""
-    return [read_row(row, _order_line) for row in await tx.fetchall(ORDER_PROBLEMS, (limit,))]
+    return [read_row(row, _order_line) for row in tx.fetchall(ORDER_PROBLEMS, (limit,))]

@@ -15,10 +15,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Database, Params, Tx, from_db, to_db
+from edge_bridge.store.db import Database, Params, Row, Tx, from_db, to_db
 
 STATES = ("pending", "sent", "dead")
 
@@ -97,7 +95,7 @@ def _maybe_time(text: str | None) -> datetime | None:
     return None if text is None else from_db(text)
 
 
-def _row(row: aiosqlite.Row) -> OutboxRow:
+def _row(row: Row) -> OutboxRow:
     return OutboxRow(
         id=row["id"],
         interface=row["interface"],
@@ -121,9 +119,9 @@ class Outbox:
         self._db = db
         self._work = asyncio.Event()
 
-    async def enqueue(self, tx: Tx, interface: str, key: str, payload: str, now: datetime) -> int:
+    def enqueue(self, tx: Tx, interface: str, key: str, payload: str, now: datetime) -> int:
         """Insert a pending row due ``now``; waiters wake once ``tx`` commits. Returns the row id."""
-        cursor = await tx.execute(ENQUEUE, (interface, key, payload, to_db(now)))
+        cursor = tx.execute(ENQUEUE, (interface, key, payload, to_db(now)))
         tx.on_commit(self._work.set)
         if cursor.lastrowid is None:
             raise StoreError("outbox insert returned no id")
@@ -131,35 +129,41 @@ class Outbox:
 
     async def claim(self, now: datetime, busy_keys: Collection[str], limit: int) -> list[OutboxRow]:
         """The due heads of keys not in ``busy_keys``, lowest id first, at most ``limit``."""
-        async with self._db.read() as tx:
-            rows = await tx.fetchall(CLAIM, (_json(busy_keys), to_db(now), limit))
-        return [_row(row) for row in rows]
+        params = (_json(busy_keys), to_db(now), limit)
+        return await self._db.read(lambda tx: [_row(row) for row in tx.fetchall(CLAIM, params)])
 
     async def next_due(self, busy_keys: Collection[str]) -> datetime | None:
         """The earliest ``next_attempt_at`` among heads of keys not in ``busy_keys``; None if none."""
-        async with self._db.read() as tx:
-            row = await tx.fetchone(NEXT_DUE, (_json(busy_keys),))
+        row = await self._db.read(lambda tx: tx.fetchone(NEXT_DUE, (_json(busy_keys),)))
         return None if row is None else _maybe_time(row[0])
 
-    async def mark_sent(self, id: int, now: datetime, response: str | None, tx: Tx | None = None) -> None:
+    async def mark_sent(self, id: int, now: datetime, response: str | None) -> None:
         """The province accepted row ``id``."""
-        await self._mark(tx, MARK_SENT, (id, to_db(now), response))
+        await self._db.write(lambda tx: self.mark_sent_in(tx, id, now, response))
+
+    @staticmethod
+    def mark_sent_in(tx: Tx, id: int, now: datetime, response: str | None) -> None:
+        """The province accepted row ``id``, in the caller's transaction (with the accept hook)."""
+        _mark_in(tx, MARK_SENT, (id, to_db(now), response))
 
     async def mark_retry(self, id: int, now: datetime, next_attempt_at: datetime, error: str) -> None:
         """Row ``id`` failed for now: try again at ``next_attempt_at``."""
-        await self._mark(None, MARK_RETRY, (id, to_db(now), to_db(next_attempt_at), error))
+        params = (id, to_db(now), to_db(next_attempt_at), error)
+        await self._db.write(lambda tx: _mark_in(tx, MARK_RETRY, params))
 
     async def mark_dead(self, id: int, now: datetime, reason: str) -> None:
         """Row ``id`` will not succeed: dead-letter it with ``reason``."""
-        await self._mark(None, MARK_DEAD, (id, to_db(now), reason))
+        await self._db.write(lambda tx: _mark_in(tx, MARK_DEAD, (id, to_db(now), reason)))
 
     async def requeue(self, ids: Sequence[int] | None, now: datetime) -> int:
         """Dead rows (all of them when ``ids`` is None) back to pending, due ``now``. Returns the count."""
         wanted = None if ids is None else json.dumps(list(ids))
-        async with self._db.transaction() as tx:
-            cursor = await tx.execute(REQUEUE, (to_db(now), wanted))
+
+        def requeue(tx: Tx) -> int:
             tx.on_commit(self._work.set)
-        return cursor.rowcount
+            return tx.execute(REQUEUE, (to_db(now), wanted)).rowcount
+
+        return await self._db.write(requeue)
 
     async def wait(self, timeout: float | None) -> None:  # noqa: ASYNC109 - the uploader sleeps until next_due
         """Return once something was enqueued or requeued since the last wait, or after ``timeout`` s."""
@@ -168,39 +172,28 @@ class Outbox:
                 await self._work.wait()
         self._work.clear()
 
-    async def latest_pending_payload(self, tx: Tx, interface: str, key: str) -> str | None:
+    @staticmethod
+    def latest_pending_payload(tx: Tx, interface: str, key: str) -> str | None:
         """The payload of the newest pending row of ``interface`` for ``key``, if any."""
-        row = await tx.fetchone(LATEST_PENDING_PAYLOAD, (interface, key))
+        row = tx.fetchone(LATEST_PENDING_PAYLOAD, (interface, key))
         return None if row is None else str(row["payload"])
 
     async def counts(self) -> dict[str, int]:
         """Rows per state; every state is present."""
-        async with self._db.read() as tx:
-            rows = await tx.fetchall(COUNTS)
+        rows = await self._db.read(lambda tx: tx.fetchall(COUNTS))
         return {state: 0 for state in STATES} | {row["state"]: row["n"] for row in rows}
 
     async def rows(self, state: str | None = None, limit: int = 100) -> list[OutboxRow]:
         """Rows newest first, of one state or of all."""
-        async with self._db.read() as tx:
-            rows = await tx.fetchall(ROWS, (state, limit))
-        return [_row(row) for row in rows]
+        return await self._db.read(lambda tx: [_row(row) for row in tx.fetchall(ROWS, (state, limit))])
 
     async def purge_sent(self, older_than: datetime) -> int:
         """Delete sent rows sent before ``older_than``. Returns the count."""
-        async with self._db.transaction() as tx:
-            cursor = await tx.execute(PURGE_SENT, (to_db(older_than),))
-        return cursor.rowcount
-
-    async def _mark(self, tx: Tx | None, sql: str, params: Params) -> None:
-        if tx is None:
-            async with self._db.transaction() as own:
-                await _mark_in(own, sql, params)
-        else:
-            await _mark_in(tx, sql, params)
+        return await self._db.write(lambda tx: tx.execute(PURGE_SENT, (to_db(older_than),)).rowcount)
 
 
-async def _mark_in(tx: Tx, sql: str, params: Params) -> None:
-    cursor = await tx.execute(sql, params)
+def _mark_in(tx: Tx, sql: str, params: Params) -> None:
+    cursor = tx.execute(sql, params)
     if cursor.rowcount != 1:
         raise StoreError("outbox row is missing or not pending")
 

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import aiosqlite
-
 from edge_bridge.domain.places import Where
 from edge_bridge.domain.stations import BootInfo
 from edge_bridge.domain.stats import FinishedSpan
-from edge_bridge.store.db import Tx, to_db
+from edge_bridge.store.db import Row, Tx, to_db
 from edge_bridge.store.rows import read_row, required_time, untime
 
 # ------------------------------------------------------------------------------------------------ statuses
@@ -36,15 +34,15 @@ FROM connectors AS c LEFT JOIN chargers AS h ON h.ocpp_id = c.ocpp_id
 """
 
 
-def _live(row: aiosqlite.Row) -> tuple[Where, LiveConnector]:
+def _live(row: Row) -> tuple[Where, LiveConnector]:
     where = (str(row["ocpp_id"]), int(row["evse"]), int(row["connector"]))
     status = row["provincial_status"]
     return where, LiveConnector(None if status is None else int(status), untime(row["last_seen"]))
 
 
-async def live_connectors(tx: Tx) -> dict[Where, LiveConnector]:
+def live_connectors(tx: Tx) -> dict[Where, LiveConnector]:
     """Every stored connector by (ocpp_id, evse, connector); a connector without a row has never reported."""
-    return dict(read_row(row, _live) for row in await tx.fetchall(LIVE_CONNECTORS))
+    return dict(read_row(row, _live) for row in tx.fetchall(LIVE_CONNECTORS))
 
 
 # ------------------------------------------------------------------------------------------------ sessions
@@ -60,7 +58,7 @@ ORDER BY 2, id
 """
 
 
-def _span(row: aiosqlite.Row) -> FinishedSpan:
+def _span(row: Row) -> FinishedSpan:
     energy = row["energy_wh"]
     return FinishedSpan(
         started_at=required_time(row["started_at"]),
@@ -69,10 +67,10 @@ def _span(row: aiosqlite.Row) -> FinishedSpan:
     )
 
 
-async def finished_sessions(tx: Tx, where: Where, start: datetime, end: datetime) -> list[FinishedSpan]:
+def finished_sessions(tx: Tx, where: Where, start: datetime, end: datetime) -> list[FinishedSpan]:
     """The finished sessions of connector ``where`` whose end (charger time) is in ``[start, end)``."""
     params = (*where, to_db(start), to_db(end))
-    return [read_row(row, _span) for row in await tx.fetchall(FINISHED_ENDING, params)]
+    return [read_row(row, _span) for row in tx.fetchall(FINISHED_ENDING, params)]
 
 
 # ------------------------------------------------------------------------------------------------ boot info
@@ -80,13 +78,13 @@ async def finished_sessions(tx: Tx, where: Where, start: datetime, end: datetime
 BOOT_INFO = "SELECT ocpp_id, vendor, model, serial, firmware FROM chargers"
 
 
-def _boot(row: aiosqlite.Row) -> tuple[str, BootInfo]:
+def _boot(row: Row) -> tuple[str, BootInfo]:
     return str(row["ocpp_id"]), BootInfo(row["vendor"], row["model"], row["serial"], row["firmware"])
 
 
-async def boot_infos(tx: Tx) -> dict[str, BootInfo]:
+def boot_infos(tx: Tx) -> dict[str, BootInfo]:
     """What every known charger said about itself in BootNotification, by ocpp_id (empty strings: nothing)."""
-    return dict(read_row(row, _boot) for row in await tx.fetchall(BOOT_INFO))
+    return dict(read_row(row, _boot) for row in tx.fetchall(BOOT_INFO))
 
 
 # ------------------------------------------------------------------------------------------------ station info
@@ -96,6 +94,6 @@ SELECT key, MAX(created_at) AS at FROM outbox WHERE interface = 'notification_st
 """
 
 
-async def station_info_changes(tx: Tx) -> dict[str, datetime]:
+def station_info_changes(tx: Tx) -> dict[str, datetime]:
     """When each station's info was last queued for the province, by station_id (while the outbox keeps it)."""
-    return {str(row["key"]): required_time(row["at"]) for row in await tx.fetchall(STATION_INFO_QUEUED)}
+    return {str(row["key"]): required_time(row["at"]) for row in tx.fetchall(STATION_INFO_QUEUED)}

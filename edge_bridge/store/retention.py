@@ -37,13 +37,13 @@ class Purged:
     sessions: int
 
 
-async def purge(tx: Tx, samples_before: datetime, sessions_before: datetime) -> Purged:
+def purge(tx: Tx, samples_before: datetime, sessions_before: datetime) -> Purged:
     """Delete meter samples and status reports older than ``samples_before``, and finished sessions (with their
     samples and 2.0.1 event keys) that ended before ``sessions_before``."""
-    samples = (await tx.execute(OLD_SAMPLES, (to_db(samples_before),))).rowcount
-    reports = (await tx.execute(OLD_STATUS_REPORTS, (to_db(samples_before),))).rowcount
-    expired = (json.dumps([row["id"] for row in await tx.fetchall(EXPIRED_SESSIONS, (to_db(sessions_before),))]),)
-    await tx.execute(EXPIRED_TX_EVENTS, expired)
-    samples += (await tx.execute(EXPIRED_SESSION_SAMPLES, expired)).rowcount
-    sessions = (await tx.execute(EXPIRED_SESSION_ROWS, expired)).rowcount
+    samples = (tx.execute(OLD_SAMPLES, (to_db(samples_before),))).rowcount
+    reports = (tx.execute(OLD_STATUS_REPORTS, (to_db(samples_before),))).rowcount
+    expired = (json.dumps([row["id"] for row in tx.fetchall(EXPIRED_SESSIONS, (to_db(sessions_before),))]),)
+    tx.execute(EXPIRED_TX_EVENTS, expired)
+    samples += (tx.execute(EXPIRED_SESSION_SAMPLES, expired)).rowcount
+    sessions = (tx.execute(EXPIRED_SESSION_ROWS, expired)).rowcount
     return Purged(samples, reports, sessions)

@@ -11,10 +11,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
-import aiosqlite
-
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import from_db, to_db
+from edge_bridge.store.db import Row, from_db, to_db
 
 T = TypeVar("T")
 
@@ -35,7 +33,7 @@ def untime(text: str | None) -> datetime | None:
     return None if text is None else from_db(text)
 
 
-def read_row(row: aiosqlite.Row, convert: Callable[[aiosqlite.Row], T]) -> T:
+def read_row(row: Row, convert: Callable[[Row], T]) -> T:
     try:
         return convert(row)
     except (ValueError, TypeError, InvalidOperation, KeyError) as exc:

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from edge_bridge.domain.events import Reading
 from edge_bridge.domain.sessions import Register, Registers, Session
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Tx, to_db
+from edge_bridge.store.db import Row, Tx, to_db
 from edge_bridge.store.rows import dec, read_row, required_time, time, undec, untime
 
 # ------------------------------------------------------------------------------------------------ sessions
@@ -77,7 +75,7 @@ def _register(at: str | None, wh: str | None) -> Register | None:
     return None if moment is None or value is None else Register(moment, value)
 
 
-def _registers(row: aiosqlite.Row) -> Registers:
+def _registers(row: Row) -> Registers:
     return Registers(
         first=_register(row["first_register_at"], row["first_register_wh"]),
         first_nonzero=_register(row["first_nonzero_at"], row["first_nonzero_wh"]),
@@ -85,7 +83,7 @@ def _registers(row: aiosqlite.Row) -> Registers:
     )
 
 
-def _session(row: aiosqlite.Row) -> Session:
+def _session(row: Row) -> Session:
     flags = json.loads(row["flags"])
     if not isinstance(flags, list):
         raise ValueError("flags is not a list")
@@ -156,56 +154,56 @@ def _session_params(s: Session) -> tuple[Any, ...]:
     )
 
 
-async def insert_session(tx: Tx, session: Session) -> int:
+def insert_session(tx: Tx, session: Session) -> int:
     """Insert a new session; returns its id (AUTOINCREMENT: positive, never reused, monotonic)."""
-    cursor = await tx.execute(INSERT_SESSION, _session_params(session))
+    cursor = tx.execute(INSERT_SESSION, _session_params(session))
     if cursor.lastrowid is None:
         raise StoreError("session insert returned no id")
     return cursor.lastrowid
 
 
-async def set_transaction_ref(tx: Tx, session_id: int, ref: str) -> None:
-    await tx.execute(SET_REF, (session_id, ref))
+def set_transaction_ref(tx: Tx, session_id: int, ref: str) -> None:
+    tx.execute(SET_REF, (session_id, ref))
 
 
-async def update_session(tx: Tx, session: Session) -> None:
+def update_session(tx: Tx, session: Session) -> None:
     if session.id is None:
         raise StoreError("update of a session without an id")
-    await tx.execute(UPDATE_SESSION, (*_session_params(session), session.id))
+    tx.execute(UPDATE_SESSION, (*_session_params(session), session.id))
 
 
-async def _one_session(tx: Tx, sql: str, params: Sequence[Any]) -> Session | None:
-    row = await tx.fetchone(sql, params)
+def _one_session(tx: Tx, sql: str, params: Sequence[Any]) -> Session | None:
+    row = tx.fetchone(sql, params)
     return None if row is None else read_row(row, _session)
 
 
-async def get_session(tx: Tx, session_id: int) -> Session | None:
-    return await _one_session(tx, BY_ID, (session_id,))
+def get_session(tx: Tx, session_id: int) -> Session | None:
+    return _one_session(tx, BY_ID, (session_id,))
 
 
-async def session_by_ref(tx: Tx, charger: str, version: str, ref: str, orphan: bool = False) -> Session | None:
-    return await _one_session(tx, BY_REF, (charger, version, ref, int(orphan)))
+def session_by_ref(tx: Tx, charger: str, version: str, ref: str, orphan: bool = False) -> Session | None:
+    return _one_session(tx, BY_REF, (charger, version, ref, int(orphan)))
 
 
-async def session_by_start_key(tx: Tx, key: str) -> Session | None:
-    return await _one_session(tx, BY_START_KEY, (key,))
+def session_by_start_key(tx: Tx, key: str) -> Session | None:
+    return _one_session(tx, BY_START_KEY, (key,))
 
 
-async def session_by_stop_key(tx: Tx, charger: str, key: str) -> Session | None:
-    return await _one_session(tx, BY_STOP_KEY, (charger, key))
+def session_by_stop_key(tx: Tx, charger: str, key: str) -> Session | None:
+    return _one_session(tx, BY_STOP_KEY, (charger, key))
 
 
-async def open_sessions_on(tx: Tx, charger: str, evse: int, connector: int) -> list[Session]:
-    return [read_row(row, _session) for row in await tx.fetchall(OPEN_ON, (charger, evse, connector))]
+def open_sessions_on(tx: Tx, charger: str, evse: int, connector: int) -> list[Session]:
+    return [read_row(row, _session) for row in tx.fetchall(OPEN_ON, (charger, evse, connector))]
 
 
-async def open_sessions(tx: Tx) -> list[Session]:
-    return [read_row(row, _session) for row in await tx.fetchall(OPEN_ALL)]
+def open_sessions(tx: Tx) -> list[Session]:
+    return [read_row(row, _session) for row in tx.fetchall(OPEN_ALL)]
 
 
-async def latest_start(tx: Tx, charger: str, evse: int, connector: int) -> datetime | None:
+def latest_start(tx: Tx, charger: str, evse: int, connector: int) -> datetime | None:
     """The latest ``started_at`` of any session on the connector."""
-    row = await tx.fetchone(LATEST_START, (charger, evse, connector))
+    row = tx.fetchone(LATEST_START, (charger, evse, connector))
     return None if row is None else read_row(row, lambda r: untime(r[0]))
 
 
@@ -221,7 +219,7 @@ DO UPDATE SET session_id = COALESCE(meter_samples.session_id, excluded.session_i
 """
 
 
-async def insert_samples(
+def insert_samples(
     tx: Tx,
     where: tuple[str, int, int],
     session_id: int | None,
@@ -246,7 +244,7 @@ async def insert_samples(
             r.context,
             json.dumps(list(r.raw_skipped), ensure_ascii=False),
         )
-        await tx.execute(INSERT_SAMPLE, params)
+        tx.execute(INSERT_SAMPLE, params)
 
 
 # ------------------------------------------------------------------------------------------------ 2.0.1 keys
@@ -257,7 +255,7 @@ ON CONFLICT (ocpp_id, transaction_ref, seq_no) DO NOTHING
 """
 
 
-async def record_tx_event(tx: Tx, charger: str, ref: str, seq_no: int, event_type: str, received_at: datetime) -> bool:
+def record_tx_event(tx: Tx, charger: str, ref: str, seq_no: int, event_type: str, received_at: datetime) -> bool:
     """Remember a 2.0.1 TransactionEvent key; False when it was already known (a repeat)."""
-    cursor = await tx.execute(RECORD_TX_EVENT, (charger, ref, seq_no, event_type, to_db(received_at)))
+    cursor = tx.execute(RECORD_TX_EVENT, (charger, ref, seq_no, event_type, to_db(received_at)))
     return cursor.rowcount == 1

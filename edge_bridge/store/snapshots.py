@@ -13,12 +13,12 @@ ON CONFLICT (station_id) DO UPDATE SET payload = excluded.payload, accepted_at =
 """
 
 
-async def accepted_station_info(tx: Tx, station_id: str) -> str | None:
+def accepted_station_info(tx: Tx, station_id: str) -> str | None:
     """The accepted payload (JSON text) of ``station_id``, or None."""
-    row = await tx.fetchone(GET, (station_id,))
+    row = tx.fetchone(GET, (station_id,))
     return None if row is None else str(row["payload"])
 
 
-async def set_accepted_station_info(tx: Tx, station_id: str, payload: str, now: datetime) -> None:
+def set_accepted_station_info(tx: Tx, station_id: str, payload: str, now: datetime) -> None:
     """Record ``payload`` as accepted for ``station_id`` at ``now``."""
-    await tx.execute(SET, (station_id, payload, to_db(now)))
+    tx.execute(SET, (station_id, payload, to_db(now)))

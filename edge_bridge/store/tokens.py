@@ -17,17 +17,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def save_token(tx: Tx, token: str, issued_at: datetime, expires_at: datetime) -> None:
+def save_token(tx: Tx, token: str, issued_at: datetime, expires_at: datetime) -> None:
     """Remember an issued token (by its digest) until ``expires_at``."""
-    await tx.execute(SAVE, (token_hash(token), to_db(issued_at), to_db(expires_at)))
+    tx.execute(SAVE, (token_hash(token), to_db(issued_at), to_db(expires_at)))
 
 
-async def token_valid(tx: Tx, token: str, now: datetime) -> bool:
+def token_valid(tx: Tx, token: str, now: datetime) -> bool:
     """True when ``token`` was issued by us and has not expired at ``now``."""
-    return await tx.fetchone(VALID, (token_hash(token), to_db(now))) is not None
+    return tx.fetchone(VALID, (token_hash(token), to_db(now))) is not None
 
 
-async def purge_expired(tx: Tx, now: datetime) -> int:
+def purge_expired(tx: Tx, now: datetime) -> int:
     """Forget tokens expired at ``now``. Returns the count."""
-    cursor = await tx.execute(PURGE, (to_db(now),))
+    cursor = tx.execute(PURGE, (to_db(now),))
     return cursor.rowcount

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.bridge import Applied, ChargerBridge
 from edge_bridge.config import Config
 from edge_bridge.domain.events import (
     ChargerBooted,
@@ -27,7 +26,8 @@ from edge_bridge.domain.events import (
 from edge_bridge.errors import StoreError
 from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
-from tests.conftest import Clock, Opener, example_raw
+from edge_bridge.usecases.bridge import Applied, ChargerBridge
+from tests.conftest import Clock, Opener, example_raw, execute, query
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 SITE = Config.model_validate(example_raw()).site_model()  # CP-DC-01 connectors 1 and 2, CP-AC-01 EVSE 1
@@ -91,8 +91,7 @@ def tx(kind: SessionKind, seq: int, second: float, wh: str | None = None, ref: s
 
 
 async def rows(db: Database, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    async with db.read() as t:
-        return [dict(row) for row in await t.fetchall(sql, params)]
+    return await query(db, sql, params)
 
 
 async def sessions(db: Database) -> list[dict[str, Any]]:
@@ -346,8 +345,7 @@ async def test_transaction_ids_stay_monotonic_after_deleting_rows(opened: Opener
     bridge = ChargerBridge(db, Outbox(db), SITE, clock=clock)
     ids = [await started_id(bridge, start(n)) for n in range(3)]
     assert ids == sorted(ids) and ids[0] > 0
-    async with db.transaction() as t:
-        await t.execute("DELETE FROM sessions")
+    await execute(db, "DELETE FROM sessions")
     await db.close()
     db = await opened(path)
     bridge = ChargerBridge(db, Outbox(db), SITE, clock=clock)
@@ -445,8 +443,7 @@ async def test_faults_and_heartbeats_are_accepted(bridge: ChargerBridge, db: Dat
 
 
 async def test_one_message_is_one_transaction(bridge: ChargerBridge, db: Database) -> None:
-    async with db.transaction() as t:
-        await t.execute("DROP TABLE tx_events")
+    await execute(db, "DROP TABLE tx_events")
     events: list[Event] = [status("Charging", 0, charger=AC), tx("started", 0, 0, "10")]
     with pytest.raises(StoreError):
         await bridge.apply(events)

@@ -33,12 +33,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from edge_bridge.app import App
-from edge_bridge.bridge import Applied, ChargerBridge
 from edge_bridge.charger.server import OcppServer, basic_credentials, identity_from_path, tls_context
 from edge_bridge.config import Config, load_config
 from edge_bridge.domain.events import ChargerBooted, Event, MeterSampled
 from edge_bridge.errors import StoreError
 from edge_bridge.store.outbox import Outbox
+from edge_bridge.usecases.bridge import Applied, ChargerBridge
 from tests.conftest import Opener, eventually
 
 DC, AC = "CP-DC-01", "CP-AC-01"  # the example config's 1.6 and 2.0.1 chargers

@@ -16,7 +16,7 @@ from edge_bridge.config import Config, load_config
 from edge_bridge.domain.orders import FinishedSession, build_order
 from edge_bridge.store.db import Database, to_db
 from edge_bridge.store.orders import set_order
-from tests.conftest import Clock
+from tests.conftest import Clock, execute, insert
 from tests.integration.test_pull_server import (  # the shared harness and its fixtures
     AC_A,
     DC_A,
@@ -52,19 +52,19 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0, month: int = 3)
 async def put_charger(
     db: Database, ocpp_id: str, last_seen: datetime | None, vendor: str = "", model: str = "", serial: str = ""
 ) -> None:
-    async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO chargers (ocpp_id, vendor, model, serial, last_seen) VALUES (?, ?, ?, ?, ?)",
-            (ocpp_id, vendor, model, serial, None if last_seen is None else to_db(last_seen)),
-        )
+    await execute(
+        db,
+        "INSERT INTO chargers (ocpp_id, vendor, model, serial, last_seen) VALUES (?, ?, ?, ?, ?)",
+        (ocpp_id, vendor, model, serial, None if last_seen is None else to_db(last_seen)),
+    )
 
 
 async def put_connector(db: Database, connector_id: str, provincial_status: int | None) -> None:
-    async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO connectors (ocpp_id, evse, connector, ocpp_status, provincial_status) VALUES (?, ?, ?, ?, ?)",
-            (*WHERE[connector_id], "Available", provincial_status),
-        )
+    await execute(
+        db,
+        "INSERT INTO connectors (ocpp_id, evse, connector, ocpp_status, provincial_status) VALUES (?, ?, ?, ?, ?)",
+        (*WHERE[connector_id], "Available", provincial_status),
+    )
 
 
 async def put_session(
@@ -75,27 +75,25 @@ async def put_session(
     energy_wh: str | None,
     state: str = "finished",
 ) -> int:
-    async with db.transaction() as tx:
-        cursor = await tx.execute(
-            """
-            INSERT INTO sessions (ocpp_id, evse, connector, version, started_at, started_received_at, ended_at,
-                ended_received_at, last_received_at, energy_wh, state, end_source)
-            VALUES (?, ?, ?, '1.6', ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            (
-                *where,
-                to_db(start),
-                to_db(start),
-                None if end is None else to_db(end),
-                None if end is None else to_db(end),
-                to_db(end or start),
-                energy_wh,
-                state,
-                "stop" if state == "finished" else "",
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+    return await insert(
+        db,
+        """
+        INSERT INTO sessions (ocpp_id, evse, connector, version, started_at, started_received_at, ended_at,
+            ended_received_at, last_received_at, energy_wh, state, end_source)
+        VALUES (?, ?, ?, '1.6', ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            *where,
+            to_db(start),
+            to_db(start),
+            None if end is None else to_db(end),
+            None if end is None else to_db(end),
+            to_db(end or start),
+            energy_wh,
+            state,
+            "stop" if state == "finished" else "",
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ query_station_status
@@ -359,12 +357,11 @@ async def test_last_query_time_sees_station_info_queued_after_start_up(
 ) -> None:
     # the daemon started at T0 (12:00 local); a BootNotification at 12:30 changed the station's info (D7)
     changed = T0 + timedelta(minutes=30)
-    async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO outbox (interface, key, payload, state, created_at, next_attempt_at)"
-            " VALUES (?, ?, '{}', ?, ?, ?)",
-            ("notification_stationInfo", STATION, "sent", to_db(changed), to_db(changed)),
-        )
+    await execute(
+        db,
+        "INSERT INTO outbox (interface, key, payload, state, created_at, next_attempt_at) VALUES (?, ?, '{}', ?, ?, ?)",
+        ("notification_stationInfo", STATION, "sent", to_db(changed), to_db(changed)),
+    )
     after_start, after_change = "2024-03-01 12:10:00", "2024-03-01 12:40:00"
     assert (await province.call("query_stations_info", {"LastQueryTime": after_start}, token)).data["ItemSize"] == 1
     assert (await province.call("query_stations_info", {"LastQueryTime": after_change}, token)).data["ItemSize"] == 0
@@ -374,11 +371,10 @@ async def test_stats_count_what_the_order_reported_not_news_that_came_after_it(
     province: Province, token: str, db: Database
 ) -> None:
     ordered = await put_session(db, WHERE[DC_A], local(1, 9), local(1, 10), "30000")
-    async with db.transaction() as tx:
-        await set_order(tx, ordered, "queued", "MA7G5YA2420240301090000000001", None)
-        # a real stop after a zombie close: more energy, and an end on the next local day (flagged, not re-pushed)
-        await tx.execute(
-            "UPDATE sessions SET energy_wh = '45000', ended_at = ? WHERE id = ?", (to_db(local(2, 1)), ordered)
-        )
+    await db.write(lambda tx: set_order(tx, ordered, "queued", "MA7G5YA2420240301090000000001", None))
+    # a real stop after a zombie close: more energy, and an end on the next local day (flagged, not re-pushed)
+    await execute(
+        db, "UPDATE sessions SET energy_wh = '45000', ended_at = ? WHERE id = ?", (to_db(local(2, 1)), ordered)
+    )
     assert flat(await stats(province, token, "2024-03-01", "2024-03-01"))[DC_A] == (D("30.00"), 1, 60)
     assert flat(await stats(province, token, "2024-03-02", "2024-03-02"))[DC_A] == ZERO

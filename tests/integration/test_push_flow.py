@@ -37,6 +37,11 @@ def status_payload(connector: str, status: int) -> str:
     return codec.dumps({"ConnectorStatusInfo": info}).decode()
 
 
+async def enqueue_statuses(db: Database, outbox: Outbox, items: list[tuple[str, int]]) -> None:
+    now = utc_now()
+    await db.write(lambda tx: [outbox.enqueue(tx, STATUS, c, status_payload(c, s), now) for c, s in items])
+
+
 class Rig:
     """A client and an uploader pointed at the mock province."""
 
@@ -52,9 +57,7 @@ class Rig:
         self.uploader = Uploader(db, self.outbox, self.client.push, policy=FAST)
 
     async def enqueue(self, items: list[tuple[str, int]]) -> None:
-        async with self.db.transaction() as tx:
-            for connector, status in items:
-                await self.outbox.enqueue(tx, STATUS, connector, status_payload(connector, status), utc_now())
+        await enqueue_statuses(self.db, self.outbox, items)
 
     async def run_until_settled(self, expected: int, timeout: float = 10.0) -> None:
         task = asyncio.create_task(self.uploader.run())
@@ -223,9 +226,7 @@ async def test_a_restarted_daemon_delivers_its_backlog_exactly_once_in_order(
     backlog = [(c, s) for s in (1, 2, 3, 2, 1) for c in CONNECTORS]
     database = await opened(down.storage.path)
     outbox = Outbox(database)
-    async with database.transaction() as tx:
-        for connector, status in backlog:
-            await outbox.enqueue(tx, STATUS, connector, status_payload(connector, status), utc_now())
+    await enqueue_statuses(database, outbox, backlog)
     await database.close()  # the daemon opens it next (and the fixture closes it again if this is not reached)
 
     async def retried() -> bool:  # the daemon tried while the province was unreachable

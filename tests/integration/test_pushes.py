@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.bridge import ACCEPT_HOOKS, ChargerBridge, enqueue_station_info, stored_boot_info
 from edge_bridge.config import Config, load_config
 from edge_bridge.domain.events import (
     ChargerBooted,
@@ -34,9 +33,11 @@ from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
 from edge_bridge.status_report import status_report
 from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
+from edge_bridge.usecases.bridge import ACCEPT_HOOKS, ChargerBridge
+from edge_bridge.usecases.station_info import enqueue_station_info
 from simulators.province import MockProvince
 from simulators.province_checks import CHECKS
-from tests.conftest import Clock, Opener
+from tests.conftest import Clock, Opener, query
 
 T0 = datetime(2024, 5, 1, 7, 20, tzinfo=UTC)  # 15:20 in Shanghai
 DC, AC, STRANGER = "CP-DC-01", "CP-AC-01", "CP-XX-99"
@@ -158,16 +159,13 @@ async def summaries(db: Database, interface: str | None = None) -> list[tuple[An
 
 
 async def session_row(db: Database, session_id: int) -> dict[str, Any]:
-    async with db.read() as t:
-        row = await t.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
-    assert row is not None
-    return dict(row)
+    (row,) = await query(db, "SELECT * FROM sessions WHERE id = ?", (session_id,))
+    return row
 
 
 async def only_session(db: Database) -> dict[str, Any]:
-    async with db.read() as t:
-        (row,) = await t.fetchall("SELECT * FROM sessions")
-    return dict(row)
+    (row,) = await query(db, "SELECT * FROM sessions")
+    return row
 
 
 # ------------------------------------------------------------------------------------------------ statuses and alarms
@@ -288,7 +286,7 @@ async def test_201_faults_raise_and_recover_once(bridge: ChargerBridge, db: Data
 async def test_an_unconfigured_connector_is_stored_not_pushed_and_logged_once(
     bridge: ChargerBridge, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="edge_bridge.reporter")
+    caplog.set_level(logging.WARNING, logger="edge_bridge.usecases.context")
     await bridge.connected(DC, "ocpp1.6")
     await apply(bridge, status("Preparing", 0, evse=3), status("Charging", 1, evse=3), status("Available", 2, evse=3))
     await apply(bridge, status("Available", 3, charger=STRANGER))
@@ -299,8 +297,7 @@ async def test_an_unconfigured_connector_is_stored_not_pushed_and_logged_once(
     assert (session["order_state"], json.loads(session["flags"])) == ("unconfigured", ["order_unconfigured"])
     logged = [r for r in caplog.records if r.getMessage() == "connector_not_configured"]
     assert len([r for r in logged if getattr(r, "charger", None) == DC]) == 1
-    async with db.read() as t:
-        stored = await t.fetchall("SELECT provincial_status FROM connectors WHERE ocpp_id = ? AND evse = 3", (DC,))
+    stored = await query(db, "SELECT provincial_status FROM connectors WHERE ocpp_id = ? AND evse = 3", (DC,))
     assert [r["provincial_status"] for r in stored] == [1]  # stored all the same
 
 
@@ -576,9 +573,7 @@ async def test_a_restart_neither_repeats_nor_forgets(
     ]
 
 
-async def test_start_up_passes_the_stored_boot_info(bridge: ChargerBridge, db: Database, config: Config) -> None:
+async def test_start_up_uses_the_stored_boot_info(bridge: ChargerBridge, db: Database, config: Config) -> None:
     await apply(bridge, ChargerBooted(DC, at(0), vendor="ACME", model="DC120"))
     assert len(await pushed(db, INFO)) == 1
-    site = config.site_model()
-    assert await enqueue_station_info(db, Outbox(db), site, at(60), await stored_boot_info(db)) == []
-    assert await enqueue_station_info(db, Outbox(db), site, at(60)) == [STATION]  # without it: pushed again
+    assert await enqueue_station_info(db, Outbox(db), config.site_model(), at(60)) == []  # the boot info is known

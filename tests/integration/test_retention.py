@@ -7,21 +7,19 @@ import asyncio
 from datetime import datetime
 
 from edge_bridge.app import App
-from edge_bridge.bridge import ChargerBridge
 from edge_bridge.config import Config
 from edge_bridge.store.db import Database
 from edge_bridge.store.retention import Purged, purge
-from tests.conftest import Clock, Opener
+from edge_bridge.usecases.bridge import ChargerBridge
+from tests.conftest import Clock, Opener, execute, query
 from tests.integration.test_pushes import at, bridge, clock, make_bridge, meter, start, started, status, stop, tx
 
 __all__ = ["bridge", "clock"]  # fixtures shared with test_pushes
 
 
 async def count(db: Database, sql: str) -> int:
-    async with db.read() as rows:
-        row = await rows.fetchone(sql)
-    assert row is not None
-    return int(row[0])
+    (row,) = await query(db, sql)
+    return int(next(iter(row.values())))
 
 
 async def fill(bridge: ChargerBridge) -> tuple[int, int]:
@@ -55,12 +53,11 @@ async def test_old_samples_go_but_an_open_sessions_samples_stay(bridge: ChargerB
 
 async def test_old_sessions_go_unless_open_or_their_order_is_still_queued(bridge: ChargerBridge, db: Database) -> None:
     done, still_open = await fill(bridge)
-    async with db.transaction() as t:  # the province accepted the 1.6 order; the 2.0.1 one is still queued
-        await t.execute("UPDATE sessions SET order_state = 'accepted' WHERE id = ?", (done,))
+    # the province accepted the 1.6 order; the 2.0.1 one is still queued
+    await execute(db, "UPDATE sessions SET order_state = 'accepted' WHERE id = ?", (done,))
     purged = await _purge(db, samples_before=at(-1), sessions_before=at(10_000))
     assert purged.sessions == 1
-    async with db.read() as t:
-        kept = [(row["id"], row["state"]) for row in await t.fetchall("SELECT id, state FROM sessions ORDER BY id")]
+    kept = [(row["id"], row["state"]) for row in await query(db, "SELECT id, state FROM sessions ORDER BY id")]
     assert done not in [k for k, _ in kept] and (still_open, "open") in kept and len(kept) == 2
     assert await count(db, f"SELECT count(*) FROM meter_samples WHERE session_id = {done}") == 0
     assert await count(db, "SELECT count(*) FROM tx_events") == 3  # the queued 2.0.1 session keeps its event keys
@@ -68,16 +65,14 @@ async def test_old_sessions_go_unless_open_or_their_order_is_still_queued(bridge
 
 async def test_a_new_transaction_id_is_still_higher_after_a_purge(bridge: ChargerBridge, db: Database) -> None:
     done, still_open = await fill(bridge)
-    async with db.transaction() as t:
-        await t.execute("UPDATE sessions SET order_state = 'accepted'")
+    await execute(db, "UPDATE sessions SET order_state = 'accepted'")
     await _purge(db, samples_before=at(10_000), sessions_before=at(10_000))
     await bridge.apply([stop(still_open, 7200, "9000")])
     assert await started(bridge, start(8000, "9000", evse=2)) > max(done, still_open)
 
 
 async def _purge(db: Database, samples_before: datetime, sessions_before: datetime) -> Purged:
-    async with db.transaction() as t:
-        return await purge(t, samples_before, sessions_before)
+    return await db.write(lambda t: purge(t, samples_before, sessions_before))
 
 
 async def test_the_daemon_purges_at_start_up(config: Config, clock: Clock, opened: Opener) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from edge_bridge.bridge import queue_station_info, station_info_accepted
 from edge_bridge.config import Config
 from edge_bridge.domain.stations import BootInfo
-from edge_bridge.store.db import Database
-from edge_bridge.store.outbox import Outbox
+from edge_bridge.store.db import Database, Tx
+from edge_bridge.store.outbox import Outbox, OutboxRow
+from edge_bridge.usecases.station_info import queue_station_info, station_info_accepted
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 STATION = "370202000001"
@@ -18,15 +18,17 @@ ACME = {"CP-DC-01": BootInfo(vendor="Acme", model="DC120")}
 
 
 async def queue(db: Database, outbox: Outbox, config: Config, boot: dict[str, BootInfo]) -> bool:
-    async with db.transaction() as tx:
-        return await queue_station_info(tx, outbox, config.site_model(), STATION, T0, boot)
+    return await db.write(lambda tx: queue_station_info(tx, outbox, config.site_model(), STATION, T0, boot))
+
+
+def accept(tx: Tx, row: OutboxRow) -> None:
+    Outbox.mark_sent_in(tx, row.id, T0, '{"Status":0}')
+    station_info_accepted(tx, row, {"Status": 0})
 
 
 async def accept_all(db: Database, outbox: Outbox) -> None:
     for row in reversed(await outbox.rows("pending")):
-        async with db.transaction() as tx:
-            await outbox.mark_sent(row.id, T0, '{"Status":0}', tx=tx)
-            await station_info_accepted(tx, row, {"Status": 0})
+        await db.write(lambda tx, row=row: accept(tx, row))  # type: ignore[misc]
 
 
 async def pending_vendors(outbox: Outbox) -> list[str]:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from edge_bridge.bridge import ChargerBridge
 from edge_bridge.config import Config
 from edge_bridge.domain.events import ChargerBooted, ConnectorStatusReported, MeterSampled, Reading, SessionEvent
 from edge_bridge.status_report import status_report
 from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
+from edge_bridge.usecases.bridge import ChargerBridge
 from tests.conftest import Opener
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)

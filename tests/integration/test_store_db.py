@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import pytest
 
 from edge_bridge.errors import StoreError
 from edge_bridge.store import db as store_db
-from edge_bridge.store.db import Database
+from edge_bridge.store.db import Database, Tx
 from tests.conftest import Opener
 
 
@@ -22,10 +25,12 @@ async def db(opened: Opener, tmp_path: Path) -> Database:
 
 
 async def scalar(database: Database, sql: str) -> object:
-    async with database.read() as tx:
-        row = await tx.fetchone(sql)
+    row = await database.read(lambda tx: tx.fetchone(sql))
     assert row is not None
     return row[0]
+
+
+INSERT = "INSERT INTO accepted_station_info VALUES (?, '{}', 'x')"
 
 
 def sync_scalar(path: Path, sql: str) -> Any:
@@ -54,16 +59,14 @@ async def test_pragmas_are_set(db: Database, pragma: str, expected: object) -> N
 
 async def test_migrations_applied(db: Database) -> None:
     assert await scalar(db, "PRAGMA user_version") == len(store_db.migrations()) >= 1
-    async with db.read() as tx:
-        rows = await tx.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    rows = await db.read(lambda tx: tx.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'"))
     assert {"outbox", "issued_tokens", "accepted_station_info"} <= {row["name"] for row in rows}
 
 
 async def test_reopen_is_a_no_op_and_keeps_data(opened: Opener, tmp_path: Path) -> None:
     path = tmp_path / "edge.db"
     first = await opened(path)
-    async with first.transaction() as tx:
-        await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
+    await first.write(lambda tx: tx.execute(INSERT, ("s1",)))
     await first.close()
     second = await opened(path)  # re-running 0001 would fail: its tables exist
     assert await scalar(second, "SELECT count(*) FROM accepted_station_info") == 1
@@ -118,98 +121,132 @@ async def test_commit_runs_callbacks_after_commit(db: Database) -> None:
     def callback() -> None:
         seen.append(sync_scalar(db.path, "SELECT count(*) FROM accepted_station_info"))
 
-    async with db.transaction() as tx:
-        await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
+    def work(tx: Tx) -> list[int]:
+        tx.execute(INSERT, ("s1",))
         tx.on_commit(callback)
-        assert seen == []
-    assert seen == [1]
+        return list(seen)
+
+    assert await db.write(work) == []  # not called inside the transaction
+    assert seen == [1]  # called after COMMIT: another connection sees the row
+    assert db.commits == 1
+
+
+def insert_then(error: BaseException, callbacks: list[str]) -> Callable[[Tx], None]:
+    def work(tx: Tx) -> None:
+        tx.execute(INSERT, ("s1",))
+        tx.on_commit(lambda: callbacks.append("yes"))
+        raise error
+
+    return work
 
 
 async def test_exception_rolls_back_and_skips_callbacks(db: Database) -> None:
     called: list[str] = []
     with pytest.raises(RuntimeError, match="boom"):
-        async with db.transaction() as tx:
-            await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
-            tx.on_commit(lambda: called.append("yes"))
-            raise RuntimeError("boom")
-    assert called == []
+        await db.write(insert_then(RuntimeError("boom"), called))
+    assert called == [] and db.commits == 0
     assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 0
-    async with db.transaction() as tx:  # the connection is usable again
-        await tx.execute("INSERT INTO accepted_station_info VALUES ('s2', '{}', 'x')")
+    await db.write(lambda tx: tx.execute(INSERT, ("s2",)))  # the connection is usable again
     assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 1
 
 
 async def test_sql_errors_become_store_errors_and_roll_back(db: Database) -> None:
+    def work(tx: Tx) -> None:
+        tx.execute(INSERT, ("s1",))
+        tx.fetchall("SELECT * FROM nowhere")
+
     with pytest.raises(StoreError, match="no such table"):
-        async with db.transaction() as tx:
-            await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
-            await tx.fetchall("SELECT * FROM nowhere")
+        await db.write(work)
     assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 0
 
 
 async def test_check_constraint_enforced(db: Database) -> None:
+    sql = "INSERT INTO outbox (interface, key, payload, state, created_at) VALUES ('i', 'k', '{}', 'x', 't')"
     with pytest.raises(StoreError, match="CHECK"):
-        async with db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO outbox (interface, key, payload, state, created_at) VALUES ('i', 'k', '{}', 'x', 't')"
-            )
+        await db.write(lambda tx: tx.execute(sql))
 
 
 async def test_on_commit_refused_in_read(db: Database) -> None:
-    async with db.read() as tx:
-        with pytest.raises(StoreError, match="on_commit"):
-            tx.on_commit(lambda: None)
+    with pytest.raises(StoreError, match="on_commit"):
+        await db.read(lambda tx: tx.on_commit(lambda: None))
 
 
-async def test_concurrent_writers_are_serialized(db: Database) -> None:
-    async with db.transaction() as tx:
-        await tx.execute("INSERT INTO accepted_station_info VALUES ('n', '0', 'x')")
+async def test_a_read_sees_one_snapshot_and_writes_nothing(db: Database) -> None:
+    def read_twice(tx: Tx) -> tuple[object, object]:
+        first = tx.fetchone("SELECT count(*) FROM accepted_station_info")
+        sync_insert(db.path, "other")  # a second connection commits in between
+        second = tx.fetchone("SELECT count(*) FROM accepted_station_info")
+        assert first is not None and second is not None
+        return first[0], second[0]
 
-    async def increment() -> None:
-        async with db.transaction() as tx:
-            row = await tx.fetchone("SELECT payload FROM accepted_station_info WHERE station_id = 'n'")
-            assert row is not None
-            await asyncio.sleep(0.001)
-            await tx.execute("UPDATE accepted_station_info SET payload = ? WHERE station_id = 'n'", (int(row[0]) + 1,))
+    assert await db.read(read_twice) == (0, 0)
+    assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 1
 
-    await asyncio.gather(*(increment() for _ in range(20)))
+
+def sync_insert(path: Path, station: str) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(INSERT, (station,))
+        conn.commit()
+
+
+async def test_a_savepoint_undoes_only_itself_and_its_callbacks(db: Database) -> None:
+    called: list[str] = []
+
+    def work(tx: Tx) -> None:
+        tx.execute(INSERT, ("kept",))
+        tx.on_commit(lambda: called.append("kept"))
+        with pytest.raises(RuntimeError), tx.savepoint():
+            tx.execute(INSERT, ("undone",))
+            tx.on_commit(lambda: called.append("undone"))
+            raise RuntimeError("this unit fails")
+        with tx.savepoint():
+            tx.execute(INSERT, ("also kept",))
+
+    await db.write(work)
+    rows = await db.read(lambda tx: tx.fetchall("SELECT station_id FROM accepted_station_info ORDER BY 1"))
+    assert [r[0] for r in rows] == ["also kept", "kept"]
+    assert called == ["kept"]
+
+
+async def test_units_never_interleave(db: Database) -> None:
+    await db.write(lambda tx: tx.execute("INSERT INTO accepted_station_info VALUES ('n', '0', 'x')"))
+
+    def increment(tx: Tx) -> None:
+        row = tx.fetchone("SELECT payload FROM accepted_station_info WHERE station_id = 'n'")
+        assert row is not None
+        time.sleep(0.001)
+        tx.execute("UPDATE accepted_station_info SET payload = ? WHERE station_id = 'n'", (int(row[0]) + 1,))
+
+    await asyncio.gather(*(db.write(increment) for _ in range(20)))
     assert await scalar(db, "SELECT payload FROM accepted_station_info WHERE station_id = 'n'") == "20"
 
 
-async def test_cancelled_transaction_rolls_back(db: Database) -> None:
-    entered = asyncio.Event()
+async def test_a_cancelled_caller_leaves_its_unit_whole(db: Database) -> None:
+    started, release = threading.Event(), threading.Event()
 
-    async def writer() -> None:
-        async with db.transaction() as tx:
-            await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
-            entered.set()
-            await asyncio.sleep(10)
+    def slow(tx: Tx) -> None:
+        tx.execute(INSERT, ("s1",))
+        started.set()
+        release.wait(5)
+        tx.execute(INSERT, ("s2",))
 
-    task = asyncio.create_task(writer())
-    waiting = asyncio.create_task(entered.wait())
-    done, _ = await asyncio.wait({waiting, task}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
-    if waiting not in done:
-        waiting.cancel()
-        task.cancel()
-        raise AssertionError(f"the writer did not enter its transaction: {task}")
+    task = asyncio.create_task(db.write(slow))
+    assert await asyncio.to_thread(started.wait, 5)
     task.cancel()
+    release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 0
+    # the unit ran to its end on the database thread: both rows or none, never half
+    assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 2
 
 
-async def test_close_is_idempotent(opened: Opener, tmp_path: Path) -> None:
+async def test_close_is_idempotent_and_final(opened: Opener, tmp_path: Path) -> None:
     database = await opened(tmp_path / "edge.db")
-    async with database.transaction() as tx:
-        await tx.execute("INSERT INTO accepted_station_info VALUES ('s1', '{}', 'x')")
+    await database.write(lambda tx: tx.execute(INSERT, ("s1",)))
     await database.close()
     await database.close()  # a second close neither raises nor hangs
-    # closed for good: using it fails at once (aiosqlite's ValueError, not a StoreError: db.py does not wrap it)
-    async with asyncio.timeout(5):
-        with pytest.raises(ValueError, match="no active connection"):
-            async with database.read() as tx:
-                await tx.fetchone("SELECT 1")
-        with pytest.raises(ValueError, match="no active connection"):
-            async with database.transaction() as tx:
-                await tx.execute("INSERT INTO accepted_station_info VALUES ('s2', '{}', 'x')")
+    with pytest.raises(StoreError, match="closed"):
+        await database.read(lambda tx: tx.fetchone("SELECT 1"))
+    with pytest.raises(StoreError, match="closed"):
+        await database.write(lambda tx: tx.execute(INSERT, ("s2",)))
     assert sync_scalar(database.path, "SELECT group_concat(station_id) FROM accepted_station_info") == "s1"

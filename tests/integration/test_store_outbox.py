@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Database
+from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from tests.conftest import Opener
 
@@ -24,8 +25,7 @@ def outbox(db: Database) -> Outbox:
 
 
 async def put(db: Database, outbox: Outbox, key: str, payload: str = "{}", now: datetime = T0) -> int:
-    async with db.transaction() as tx:
-        return await outbox.enqueue(tx, "notification_connector_status", key, payload, now)
+    return await db.write(lambda tx: outbox.enqueue(tx, "notification_connector_status", key, payload, now))
 
 
 async def claimed(outbox: Outbox, now: datetime = T0, busy: frozenset[str] = frozenset()) -> list[int]:
@@ -52,11 +52,17 @@ async def test_enqueue_stores_a_pending_row_due_now(db: Database, outbox: Outbox
     ]
 
 
+def enqueue_then_fail(outbox: Outbox) -> Callable[[Tx], None]:
+    def work(tx: Tx) -> None:
+        outbox.enqueue(tx, "i", "c1", "{}", T0)
+        raise RuntimeError("caller failed")
+
+    return work
+
+
 async def test_enqueue_rolls_back_with_its_transaction(db: Database, outbox: Outbox) -> None:
     with pytest.raises(RuntimeError):
-        async with db.transaction() as tx:
-            await outbox.enqueue(tx, "i", "c1", "{}", T0)
-            raise RuntimeError("caller failed")
+        await db.write(enqueue_then_fail(outbox))
     assert await outbox.rows() == []
 
 
@@ -137,13 +143,15 @@ async def test_mark_sent_keeps_response(db: Database, outbox: Outbox) -> None:
 
 async def test_mark_sent_in_callers_transaction_is_atomic(db: Database, outbox: Outbox) -> None:
     row_id = await put(db, outbox, "A")
+
+    def mark_then_fail(tx: Tx) -> None:
+        Outbox.mark_sent_in(tx, row_id, T0, None)
+        raise RuntimeError("other state failed")
+
     with pytest.raises(RuntimeError):
-        async with db.transaction() as tx:
-            await outbox.mark_sent(row_id, T0, None, tx=tx)
-            raise RuntimeError("other state failed")
+        await db.write(mark_then_fail)
     assert (await outbox.rows())[0].state == "pending"
-    async with db.transaction() as tx:
-        await outbox.mark_sent(row_id, T0, None, tx=tx)
+    await db.write(lambda tx: Outbox.mark_sent_in(tx, row_id, T0, None))
     assert (await outbox.rows())[0].state == "sent"
 
 
@@ -248,10 +256,17 @@ async def test_wait_times_out_when_nothing_happens(outbox: Outbox) -> None:
 
 async def test_wait_wakes_on_enqueue_only_after_commit(db: Database, outbox: Outbox) -> None:
     waiter = asyncio.create_task(outbox.wait(WAIT_S))
-    async with db.transaction() as tx:
-        await outbox.enqueue(tx, "i", "A", "{}", T0)
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
+    release = threading.Event()
+
+    def enqueue(tx: Tx) -> None:
+        outbox.enqueue(tx, "i", "A", "{}", T0)
+        release.wait(5)  # on the database thread, before COMMIT; the loop runs meanwhile
+
+    write = asyncio.create_task(db.write(enqueue))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # enqueued, not committed
+    release.set()
+    await write
     await asyncio.wait_for(waiter, WOKEN_WITHIN_S)
 
 
@@ -263,9 +278,7 @@ async def test_wait_returns_at_once_for_work_before_it_and_then_clears(db: Datab
 
 async def test_rolled_back_enqueue_does_not_wake(db: Database, outbox: Outbox) -> None:
     with pytest.raises(RuntimeError):
-        async with db.transaction() as tx:
-            await outbox.enqueue(tx, "i", "A", "{}", T0)
-            raise RuntimeError("caller failed")
+        await db.write(enqueue_then_fail(outbox))
     assert await elapsed(outbox.wait(0.05)) >= 0.05
 
 

@@ -25,9 +25,10 @@ FAST = RetryPolicy(initial_s=0.02, max_s=0.1, jitter=0.0)
 async def enqueue(
     db: Database, outbox: Outbox, key: str, n: int, interface: str = "notification_stationStatus"
 ) -> None:
-    async with db.transaction() as tx:
-        for i in range(n):
-            await outbox.enqueue(tx, interface, key, json.dumps({"key": key, "n": i}), utc_now())
+    now = utc_now()
+    await db.write(
+        lambda tx: [outbox.enqueue(tx, interface, key, json.dumps({"key": key, "n": i}), now) for i in range(n)]
+    )
 
 
 class Recorder:
@@ -126,8 +127,8 @@ async def test_the_accept_hook_runs_in_the_transaction_that_marks_the_row_sent(d
     await enqueue(db, outbox, "S1", 1, interface="notification_stationInfo")
     seen: list[tuple[str, Any]] = []
 
-    async def hook(tx: Tx, row: OutboxRow, answer: Mapping[str, Any] | None) -> None:
-        state = await tx.fetchone("SELECT state FROM outbox WHERE id = ?", (row.id,))
+    def hook(tx: Tx, row: OutboxRow, answer: Mapping[str, Any] | None) -> None:
+        state = tx.fetchone("SELECT state FROM outbox WHERE id = ?", (row.id,))
         seen.append((state["state"] if state else "", answer))
 
     uploader = Uploader(db, outbox, Recorder(), policy=FAST, on_accepted={"notification_stationInfo": hook})

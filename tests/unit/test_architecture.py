@@ -18,7 +18,7 @@ HOMES = {  # a third-party library → the only modules that may import it
     "Crypto": ["provincial/crypto.py"],
     "ocpp": ["charger/v16.py", "charger/v201.py", "charger/ocpp_common.py"],
     "websockets": ["charger/server.py"],
-    "aiosqlite": ["store/*.py"],
+    "sqlite3": ["store/*.py"],
     "aiohttp": ["provincial/client.py", "provincial/pull_server.py", "web/*.py"],
 }
 LOWER_LAYERS = {  # these packages never import the modules above them
@@ -26,8 +26,7 @@ LOWER_LAYERS = {  # these packages never import the modules above them
         "edge_bridge.config",
         "edge_bridge.config_load",
         "edge_bridge.config_site",
-        "edge_bridge.bridge",
-        "edge_bridge.reporter",
+        "edge_bridge.usecases",
         "edge_bridge.app",
         "edge_bridge.store",
         "edge_bridge.charger",
@@ -35,8 +34,7 @@ LOWER_LAYERS = {  # these packages never import the modules above them
         "edge_bridge.cli",
     },
     "store": {
-        "edge_bridge.bridge",
-        "edge_bridge.reporter",
+        "edge_bridge.usecases",
         "edge_bridge.app",
         "edge_bridge.charger",
         "edge_bridge.provincial",
@@ -45,7 +43,31 @@ LOWER_LAYERS = {  # these packages never import the modules above them
         "edge_bridge.config_load",
         "edge_bridge.config_site",
     },
+    "usecases": {  # the use-case layer knows the domain, the store and the wire codec; nothing of the adapters
+        "edge_bridge.app",
+        "edge_bridge.cli",
+        "edge_bridge.charger",
+        "edge_bridge.config",
+        "edge_bridge.config_load",
+        "edge_bridge.config_site",
+        "edge_bridge.provincial.client",
+        "edge_bridge.provincial.pull_server",
+        "edge_bridge.provincial.uploader",
+    },
 }
+USE_CASE_ROOMS = {
+    "alarms",
+    "bridge",
+    "charger_events",
+    "connectors",
+    "context",
+    "liveness",
+    "orders",
+    "sessions",
+    "station_info",
+    "writer",
+}
+MAX_USE_CASE_LINES = 400
 
 
 def _modules() -> list[Path]:
@@ -104,4 +126,11 @@ def test_the_rules_see_the_modules_they_talk_about() -> None:
     """Guards the test itself: a renamed package must not make the checks above vacuous."""
     assert any(_matches(p, PURE) for p in _modules())
     assert "Crypto" in _roots(_imports(PACKAGE / "provincial" / "crypto.py"))
-    assert "aiosqlite" in _roots(_imports(PACKAGE / "store" / "db.py"))
+    assert "sqlite3" in _roots(_imports(PACKAGE / "store" / "db.py"))
+    assert (PACKAGE / "usecases" / "charger_events.py").is_file()
+
+
+def test_the_use_case_layer_has_its_rooms_each_under_400_lines() -> None:
+    modules = {p.stem: len(p.read_text(encoding="utf-8").splitlines()) for p in (PACKAGE / "usecases").glob("*.py")}
+    assert set(modules) - {"__init__"} == USE_CASE_ROOMS
+    assert {name: lines for name, lines in modules.items() if lines > MAX_USE_CASE_LINES} == {}

@@ -1,0 +1,117 @@
+"""``ChargerBridge``: what the charger side (``charger/``) calls. Every message's events go through the group-commit
+``BatchWriter``: a handler's ``apply`` returns only once the transaction holding its effect committed, so the
+CALLRESULT never leaves before its record is durable (ocpp-bridge §2). The timers (``run_timers``) sweep for silent
+chargers and zombie sessions every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge_bridge.domain import sessions
+from edge_bridge.domain.events import Event
+from edge_bridge.domain.pushes import ORDER_INFO, STATION_INFO
+from edge_bridge.domain.site import Site
+from edge_bridge.errors import StoreError
+from edge_bridge.store import chargers
+from edge_bridge.store.db import Database, Tx
+from edge_bridge.store.outbox import Outbox, OutboxRow
+from edge_bridge.timeutil import utc_now
+from edge_bridge.usecases import charger_events, liveness
+from edge_bridge.usecases.context import DEFAULT_OFFLINE_AFTER_S, DEFAULT_TZ, Context
+from edge_bridge.usecases.orders import order_accepted
+from edge_bridge.usecases.station_info import station_info_accepted
+from edge_bridge.usecases.writer import DEFAULT_MAX_BATCH, BatchWriter
+
+log = logging.getLogger(__name__)
+
+AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]
+ACCEPT_HOOKS: Mapping[str, AcceptHook] = {STATION_INFO: station_info_accepted, ORDER_INFO: order_accepted}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the handler answers with: the transactionId of a 1.6 StartTransaction."""
+
+    transaction_id: int | None = None
+
+
+class ChargerBridge:
+    """Applies what chargers report, one savepoint per OCPP message in group-committed transactions."""
+
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        site: Site,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        zombie_grace_s: float = sessions.DEFAULT_ZOMBIE_GRACE_S,
+        offline_after_s: float = DEFAULT_OFFLINE_AFTER_S,
+        tz: ZoneInfo = DEFAULT_TZ,
+        stop_overrides: Mapping[str, int] | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._db = db
+        self._ctx = Context(site, outbox, tz, dict(stop_overrides or {}), offline_after_s, zombie_grace_s)
+        self._clock = clock
+        self._seen = liveness.Seen()
+        self.writer = BatchWriter(db, max_batch=max_batch)
+
+    async def apply(self, events: Sequence[Event]) -> Applied:
+        """Apply the events of one OCPP message; committed when this returns. Raises StoreError when the store
+        fails (answer InternalError); never for odd but valid input."""
+        now = self._clock()
+        for event in events:
+            self.touch(event.charger, event.received_at)
+        transaction_id = await self.writer.submit(lambda tx: charger_events.apply(self._ctx, tx, events, now))
+        return Applied(transaction_id)
+
+    async def connected(self, charger: str, ocpp_version: str) -> None:
+        """A websocket of ``charger`` opened, speaking ``ocpp_version``."""
+        now = self._clock()
+        self.touch(charger, now)
+        await self.writer.submit(lambda tx: liveness.connected(self._ctx, tx, charger, ocpp_version, now))
+        log.debug("charger_connected", extra={"charger": charger, "ocpp_version": ocpp_version})
+
+    async def disconnected(self, charger: str) -> None:
+        """The websocket of ``charger`` closed."""
+        seen = self._seen.get(charger)
+        await self.writer.submit(lambda tx: liveness.disconnected(tx, charger, seen))
+        log.debug("charger_disconnected", extra={"charger": charger})
+
+    def touch(self, charger: str, now: datetime) -> None:
+        """A frame (or pong) from ``charger`` at ``now``: in memory only, persisted by ``sweep``."""
+        self._seen.touch(charger, now)
+
+    async def reset_connections(self) -> None:
+        """At start-up, before chargers connect: no websocket is open, whatever the store says."""
+        await self._db.write(chargers.reset_connected)
+
+    async def sweep(self, now: datetime) -> None:
+        """Persist last-seen times, mark silent chargers offline, close zombie sessions whose grace elapsed."""
+        pending = self._seen.unpersisted()
+        await self.writer.submit(lambda tx: liveness.sweep(self._ctx, tx, pending, now))
+        self._seen.persisted(pending)
+
+    async def run_timers(self, stop: asyncio.Event, interval_s: float = 5.0) -> None:
+        """``sweep`` every ``interval_s`` until ``stop`` is set. A failing store is logged and retried."""
+        while not stop.is_set():
+            try:
+                await self.sweep(self._clock())
+            except StoreError:
+                log.exception("sweep_failed")
+            with suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await stop.wait()
+
+    async def close(self) -> None:
+        """Wait for every submitted message to be committed or failed."""
+        await self.writer.close()

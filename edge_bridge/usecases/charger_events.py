@@ -1,0 +1,149 @@
+"""What chargers report (ocpp-bridge §2-§5): the normalized events of one OCPP message, applied in the caller's
+transaction. Decisions are the pure domain's (``domain.status``, ``domain.sessions``); what they mean for the
+province is queued in the same transaction (statuses, alarms, orders, station info).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from edge_bridge.domain import sessions, status
+from edge_bridge.domain.events import (
+    ChargerBooted,
+    ConnectorStatusReported,
+    Event,
+    FaultReported,
+    MeterSampled,
+    SessionEvent,
+)
+from edge_bridge.store import chargers, reports
+from edge_bridge.store import sessions as stored
+from edge_bridge.store.chargers import ChargerRow
+from edge_bridge.store.db import Tx
+from edge_bridge.usecases import alarms, connectors, liveness, orders, station_info
+from edge_bridge.usecases.context import Context
+from edge_bridge.usecases.sessions import write_outcome
+
+log = logging.getLogger(__name__)
+
+
+def apply(ctx: Context, tx: Tx, events: Sequence[Event], now: datetime) -> int | None:
+    """Apply the events of one OCPP message; returns the transactionId a 1.6 StartTransaction is answered with."""
+    transaction_id = None
+    for event in events:
+        transaction_id = _apply_one(ctx, tx, event, now) or transaction_id
+    return transaction_id
+
+
+def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
+    charger = chargers.ensure_charger(tx, event.charger)
+    charger = liveness.bring_online(ctx, tx, charger, now)
+    if isinstance(event, ChargerBooted):
+        _booted(ctx, tx, event, now)
+    elif isinstance(event, ConnectorStatusReported):
+        _status_reported(ctx, tx, charger, event, now)
+    elif isinstance(event, MeterSampled):
+        _sampled(ctx, tx, charger, event, now)
+    elif isinstance(event, SessionEvent):
+        return _session_event(ctx, tx, charger, event, now)
+    elif isinstance(event, FaultReported):
+        alarms.fault(ctx, tx, event, now)
+    # ChargerSeen: bring_online is all it does
+    return None
+
+
+def _booted(ctx: Context, tx: Tx, event: ChargerBooted, now: datetime) -> None:
+    """Store what the charger says about itself; push its station's info when that changes it (D7)."""
+    chargers.set_boot(tx, event.charger, event.vendor, event.model, event.serial, event.firmware, event.received_at)
+    place = ctx.places.charger(event.charger)
+    if place is None:
+        return
+    station_id = place.station.station_id
+    if station_info.queue_station_info(tx, ctx.outbox, ctx.site, station_id, now, reports.boot_infos(tx)):
+        log.info("station_info_queued", extra={"charger": event.charger, "station": station_id})
+
+
+def _status_reported(ctx: Context, tx: Tx, charger: ChargerRow, event: ConnectorStatusReported, now: datetime) -> None:
+    current = connectors.connector(tx, (event.charger, event.evse, event.connector))
+    updated = status.apply_report(current, event)
+    chargers.log_status(tx, event, applied=updated is not None)
+    if updated is None:
+        log.debug("status_older_ignored", extra={"charger": event.charger, "evse": event.evse})
+        return
+    chargers.put_connector(tx, updated)
+    only = None if status.is_charger_level(event.evse) else (event.evse, event.connector)
+    connectors.restatus(ctx, tx, charger, now, only)
+    alarms.status_alarms(ctx, tx, event, now)
+
+
+def _sampled(ctx: Context, tx: Tx, charger: ChargerRow, event: MeterSampled, now: datetime) -> None:
+    owner = _owner(tx, event)
+    if owner is not None:
+        owner = sessions.sampled(owner, event.readings, event.received_at, event.flags)
+        stored.update_session(tx, owner)
+    where = (event.charger, event.evse, event.connector)
+    stored.insert_samples(tx, where, None if owner is None else owner.id, event.readings, event.received_at)
+    if owner is not None:
+        orders.session_written(ctx, tx, owner, now)
+    known = [(c.evse, c.connector) for c in chargers.connectors_of(tx, event.charger)]
+    for evse, connector in status.live_targets(event.evse, event.connector, known):
+        connectors.live_readings(ctx, tx, charger, (event.charger, evse, connector), event.readings, now)
+
+
+def _owner(tx: Tx, event: MeterSampled) -> sessions.Session | None:
+    if event.transaction_ref is not None:
+        return stored.session_by_ref(tx, event.charger, status.V16, event.transaction_ref)
+    here = stored.open_sessions_on(tx, event.charger, event.evse, event.connector)
+    return sessions.owner_of_untagged(here, event)
+
+
+def _session_event(ctx: Context, tx: Tx, charger: ChargerRow, event: SessionEvent, now: datetime) -> int | None:
+    version = sessions.session_version(event, charger.ocpp_version)
+    outcome = _decide_201(tx, event) if version == status.V201 else _decide_16(tx, event)
+    if outcome is None:
+        return None
+    session_id = write_outcome(ctx, tx, charger, outcome, now)
+    if outcome.session is not None:
+        where = (event.charger, outcome.session.evse, outcome.session.connector)
+        stored.insert_samples(tx, where, session_id, outcome.readings, event.received_at)
+        connectors.live_readings(ctx, tx, charger, where, outcome.readings, now)
+        orders.session_written(ctx, tx, replace(outcome.session, id=session_id), now)
+    is_start = version == status.V16 and event.kind == "started"
+    return (outcome.reply_id or session_id) if is_start else None
+
+
+def _decide_16(tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
+    if event.kind == "started":
+        same = stored.session_by_start_key(tx, sessions.start_key(event))
+        return sessions.start_16(event, same_start=same, open_here=_open_here(tx, event))
+    found = None
+    if event.transaction_ref is not None:
+        found = stored.session_by_ref(tx, event.charger, status.V16, event.transaction_ref)
+    if event.kind == "ended":
+        found = found or stored.session_by_stop_key(tx, event.charger, sessions.stop_key(event))
+        return sessions.stop_16(event, found)
+    if found is None:  # an "updated" for an unknown 1.6 id: nothing to attach it to
+        return None
+    return sessions.SessionOutcome(session=sessions.sampled(found, event.readings, event.received_at, event.flags))
+
+
+def _decide_201(tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
+    ref = event.transaction_ref
+    if ref is None:
+        log.warning("transaction_event_without_id", extra={"charger": event.charger})
+        return None
+    if event.seq_no is not None and not stored.record_tx_event(
+        tx, event.charger, ref, event.seq_no, event.kind, event.received_at
+    ):
+        return None  # a repeated (transactionId, seqNo)
+    found = stored.session_by_ref(tx, event.charger, status.V201, ref)
+    here = [] if found is not None else _open_here(tx, event)
+    return sessions.transaction_event(event, session=found, open_here=here)
+
+
+def _open_here(tx: Tx, event: SessionEvent) -> list[sessions.Session]:
+    evse, connector = sessions.where(event)
+    return stored.open_sessions_on(tx, event.charger, evse, connector)

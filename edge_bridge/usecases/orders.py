@@ -1,0 +1,68 @@
+"""The order of a finished session (ocpp-bridge §6, D10-D13): queued in the transaction that finishes the session,
+immutable once queued; the accept hook records the province's ConfirmResult 0."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from edge_bridge.domain import order_rules
+from edge_bridge.domain.order_rules import OrderStep
+from edge_bridge.domain.orders import build_order
+from edge_bridge.domain.places import ConnectorPlace
+from edge_bridge.domain.sessions import Session, add_flags
+from edge_bridge.store import orders, sessions
+from edge_bridge.store.db import Tx
+from edge_bridge.store.outbox import OutboxRow
+from edge_bridge.usecases.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def session_written(ctx: Context, tx: Tx, session: Session, now: datetime) -> None:
+    """A session was just stored: queue its order when it finished (D10), or flag what it cannot have."""
+    if session.is_open or session.id is None:
+        return
+    stored = sessions.get_session(tx, session.id)  # as stored: the caller's copy may lack its ref
+    if stored is None:
+        return
+    record = orders.get_order(tx, session.id)
+    place = ctx.places.session_connector((stored.charger, stored.evse, stored.connector))
+    step = order_rules.order_step(stored, record.state, place is not None)
+    if step is OrderStep.BUILD and place is not None:
+        _queue_order(ctx, tx, session.id, stored, place, now)
+    elif step is not OrderStep.NOTHING:
+        _not_ordered(tx, session.id, stored, step)
+
+
+def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place: ConnectorPlace, now: datetime) -> None:
+    registers = orders.session_registers(tx, session_id)
+    finished = order_rules.finished_session(session, place.connector_id, registers)
+    order = build_order(finished, place.station.tariff, ctx.tz, ctx.seq_prefix, ctx.stop_overrides)
+    (outbox_id,) = ctx.push(tx, (order_rules.order_push(order),), now)
+    orders.set_order(tx, session_id, order_rules.QUEUED, order.start_charge_seq, outbox_id)
+    fields = {"charger": session.charger, "session": session_id, "start_charge_seq": order.start_charge_seq}
+    if order.merged_details:
+        log.warning("order_details_merged", extra={**fields, "merged": order.merged_details})
+    log.info("order_queued", extra=fields)
+
+
+def _not_ordered(tx: Tx, session_id: int, session: Session, step: OrderStep) -> None:
+    """Not an order (unconfigured, unmeasured: decided for good) or news after one (LATE): flag and log."""
+    flagged = replace(session, flags=add_flags(session.flags, order_rules.STEP_FLAGS[step]))
+    if flagged != session:
+        sessions.update_session(tx, flagged)
+    if step is not OrderStep.LATE:
+        orders.set_order(tx, session_id, step.value)
+    fields = {"charger": session.charger, "session": session_id, "evse": session.evse}
+    log.warning(f"order_{step.value}", extra={**fields, "connector": session.connector})
+
+
+def order_accepted(tx: Tx, row: OutboxRow, _answer: Mapping[str, Any] | None) -> None:
+    """Accept hook of notification_orderInfo: the session's order is accepted. The uploader accepts an order only
+    with ConfirmResult 0 (D10); anything else is dead-lettered with its reason and never reaches this hook."""
+    if orders.accept_order(tx, row.id) == 0:
+        log.warning("order_accepted_unknown", extra={"row": row.id})
