@@ -61,6 +61,7 @@ class Tx:
         self._conn = conn
         self._writable = writable
         self.callbacks: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], None]] = []
         self._savepoints = 0
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
@@ -92,12 +93,22 @@ class Tx:
             raise StoreError("on_commit needs a write(), not a read()")
         self.callbacks.append(fn)
 
+    def on_rollback(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on this thread if what was done so far is undone (its savepoint or the transaction rolls
+        back): the way in-memory state that mirrors the store is kept equal to what is committed."""
+        self._undo.append(fn)
+
+    def rolled_back(self, keep: int = 0) -> None:
+        """Undo the in-memory changes registered after the first ``keep``, newest first."""
+        while len(self._undo) > keep:
+            self._undo.pop()()
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A nested unit: an exception inside undoes its statements and its ``on_commit`` callbacks, and is
-        re-raised; the rest of the transaction stands."""
+        """A nested unit: an exception inside undoes its statements, its ``on_commit`` callbacks and its
+        in-memory changes (``on_rollback``), and is re-raised; the rest of the transaction stands."""
         self._savepoints += 1
-        name, kept = f"sp{self._savepoints}", len(self.callbacks)
+        name, kept, undo = f"sp{self._savepoints}", len(self.callbacks), len(self._undo)
         self.execute(f"SAVEPOINT {name}")
         try:
             yield
@@ -106,6 +117,7 @@ class Tx:
                 self.execute(f"ROLLBACK TO {name}")
                 self.execute(f"RELEASE {name}")
             del self.callbacks[kept:]
+            self.rolled_back(undo)
             raise
         else:
             self.execute(f"RELEASE {name}")
@@ -159,6 +171,7 @@ class Database:
             _run(self._conn, "COMMIT")
         except BaseException:
             _rollback(self._conn)
+            tx.rolled_back()
             raise
         self.commits += 1
         return result, tx.callbacks

@@ -67,6 +67,7 @@ OPEN_ON = """
 SELECT * FROM sessions WHERE ocpp_id = ? AND evse = ? AND connector = ? AND state = 'open' ORDER BY started_at, id
 """
 OPEN_ALL = "SELECT * FROM sessions WHERE state = 'open' ORDER BY started_at, id"
+OPEN_OF = "SELECT * FROM sessions WHERE ocpp_id = ? AND state = 'open' ORDER BY started_at, id"
 LATEST_START = "SELECT MAX(started_at) FROM sessions WHERE ocpp_id = ? AND evse = ? AND connector = ?"
 
 
@@ -195,6 +196,10 @@ def session_by_stop_key(tx: Tx, charger: str, key: str) -> Session | None:
 
 def open_sessions_on(tx: Tx, charger: str, evse: int, connector: int) -> list[Session]:
     return [read_row(row, _session) for row in tx.fetchall(OPEN_ON, (charger, evse, connector))]
+
+
+def open_sessions_of(tx: Tx, charger: str) -> list[Session]:
+    return [read_row(row, _session) for row in tx.fetchall(OPEN_OF, (charger,))]
 
 
 def open_sessions(tx: Tx) -> list[Session]:

@@ -84,7 +84,7 @@ class ChargerBridge:
     async def disconnected(self, charger: str) -> None:
         """The websocket of ``charger`` closed."""
         seen = self._seen.get(charger)
-        await self.writer.submit(lambda tx: liveness.disconnected(tx, charger, seen))
+        await self.writer.submit(lambda tx: liveness.disconnected(self._ctx, tx, charger, seen))
         log.debug("charger_disconnected", extra={"charger": charger})
 
     def touch(self, charger: str, now: datetime) -> None:

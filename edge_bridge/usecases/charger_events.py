@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from edge_bridge.domain import sessions, status
@@ -39,7 +38,7 @@ def apply(ctx: Context, tx: Tx, events: Sequence[Event], now: datetime) -> int |
 
 
 def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
-    charger = chargers.ensure_charger(tx, event.charger)
+    charger = ctx.state.charger(tx, event.charger)
     charger = liveness.bring_online(ctx, tx, charger, now)
     if isinstance(event, ChargerBooted):
         _booted(ctx, tx, event, now)
@@ -57,7 +56,7 @@ def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
 
 def _booted(ctx: Context, tx: Tx, event: ChargerBooted, now: datetime) -> None:
     """Store what the charger says about itself; push its station's info when that changes it (D7)."""
-    chargers.set_boot(tx, event.charger, event.vendor, event.model, event.serial, event.firmware, event.received_at)
+    ctx.state.set_boot(tx, event)
     place = ctx.places.charger(event.charger)
     if place is None:
         return
@@ -67,61 +66,63 @@ def _booted(ctx: Context, tx: Tx, event: ChargerBooted, now: datetime) -> None:
 
 
 def _status_reported(ctx: Context, tx: Tx, charger: ChargerRow, event: ConnectorStatusReported, now: datetime) -> None:
-    current = connectors.connector(tx, (event.charger, event.evse, event.connector))
+    current = connectors.connector(ctx, tx, (event.charger, event.evse, event.connector))
     updated = status.apply_report(current, event)
     chargers.log_status(tx, event, applied=updated is not None)
     if updated is None:
         log.debug("status_older_ignored", extra={"charger": event.charger, "evse": event.evse})
         return
-    chargers.put_connector(tx, updated)
+    ctx.state.put_connector(tx, updated)
     only = None if status.is_charger_level(event.evse) else (event.evse, event.connector)
     connectors.restatus(ctx, tx, charger, now, only)
     alarms.status_alarms(ctx, tx, event, now)
 
 
 def _sampled(ctx: Context, tx: Tx, charger: ChargerRow, event: MeterSampled, now: datetime) -> None:
-    owner = _owner(tx, event)
+    owner = _owner(ctx, tx, event)
     if owner is not None:
         owner = sessions.sampled(owner, event.readings, event.received_at, event.flags)
-        stored.update_session(tx, owner)
+        ctx.state.update_session(tx, owner)
     where = (event.charger, event.evse, event.connector)
     stored.insert_samples(tx, where, None if owner is None else owner.id, event.readings, event.received_at)
     if owner is not None:
         orders.session_written(ctx, tx, owner, now)
-    known = [(c.evse, c.connector) for c in chargers.connectors_of(tx, event.charger)]
+    known = [(c.evse, c.connector) for c in ctx.state.connectors_of(tx, event.charger)]
     for evse, connector in status.live_targets(event.evse, event.connector, known):
         connectors.live_readings(ctx, tx, charger, (event.charger, evse, connector), event.readings, now)
 
 
-def _owner(tx: Tx, event: MeterSampled) -> sessions.Session | None:
+def _owner(ctx: Context, tx: Tx, event: MeterSampled) -> sessions.Session | None:
     if event.transaction_ref is not None:
-        return stored.session_by_ref(tx, event.charger, status.V16, event.transaction_ref)
-    here = stored.open_sessions_on(tx, event.charger, event.evse, event.connector)
+        return ctx.state.session_by_ref(tx, event.charger, status.V16, event.transaction_ref)
+    here = ctx.state.open_sessions_on(tx, event.charger, event.evse, event.connector)
     return sessions.owner_of_untagged(here, event)
 
 
 def _session_event(ctx: Context, tx: Tx, charger: ChargerRow, event: SessionEvent, now: datetime) -> int | None:
     version = sessions.session_version(event, charger.ocpp_version)
-    outcome = _decide_201(tx, event) if version == status.V201 else _decide_16(tx, event)
+    outcome = _decide_201(ctx, tx, event) if version == status.V201 else _decide_16(ctx, tx, event)
     if outcome is None:
         return None
-    session_id = write_outcome(ctx, tx, charger, outcome, now)
-    if outcome.session is not None:
-        where = (event.charger, outcome.session.evse, outcome.session.connector)
-        stored.insert_samples(tx, where, session_id, outcome.readings, event.received_at)
+    session = write_outcome(ctx, tx, charger, outcome, now)
+    if session is not None:
+        where = (event.charger, session.evse, session.connector)
+        stored.insert_samples(tx, where, session.id, outcome.readings, event.received_at)
         connectors.live_readings(ctx, tx, charger, where, outcome.readings, now)
-        orders.session_written(ctx, tx, replace(outcome.session, id=session_id), now)
+        orders.session_written(ctx, tx, session, now)
     is_start = version == status.V16 and event.kind == "started"
-    return (outcome.reply_id or session_id) if is_start else None
+    if not is_start:
+        return None
+    return outcome.reply_id or (None if session is None else session.id)
 
 
-def _decide_16(tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
+def _decide_16(ctx: Context, tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
     if event.kind == "started":
         same = stored.session_by_start_key(tx, sessions.start_key(event))
-        return sessions.start_16(event, same_start=same, open_here=_open_here(tx, event))
+        return sessions.start_16(event, same_start=same, open_here=_open_here(ctx, tx, event))
     found = None
     if event.transaction_ref is not None:
-        found = stored.session_by_ref(tx, event.charger, status.V16, event.transaction_ref)
+        found = ctx.state.session_by_ref(tx, event.charger, status.V16, event.transaction_ref)
     if event.kind == "ended":
         found = found or stored.session_by_stop_key(tx, event.charger, sessions.stop_key(event))
         return sessions.stop_16(event, found)
@@ -130,7 +131,7 @@ def _decide_16(tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
     return sessions.SessionOutcome(session=sessions.sampled(found, event.readings, event.received_at, event.flags))
 
 
-def _decide_201(tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
+def _decide_201(ctx: Context, tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
     ref = event.transaction_ref
     if ref is None:
         log.warning("transaction_event_without_id", extra={"charger": event.charger})
@@ -139,11 +140,11 @@ def _decide_201(tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:
         tx, event.charger, ref, event.seq_no, event.kind, event.received_at
     ):
         return None  # a repeated (transactionId, seqNo)
-    found = stored.session_by_ref(tx, event.charger, status.V201, ref)
-    here = [] if found is not None else _open_here(tx, event)
+    found = ctx.state.session_by_ref(tx, event.charger, status.V201, ref)
+    here = [] if found is not None else _open_here(ctx, tx, event)
     return sessions.transaction_event(event, session=found, open_here=here)
 
 
-def _open_here(tx: Tx, event: SessionEvent) -> list[sessions.Session]:
+def _open_here(ctx: Context, tx: Tx, event: SessionEvent) -> list[sessions.Session]:
     evse, connector = sessions.where(event)
-    return stored.open_sessions_on(tx, event.charger, evse, connector)
+    return ctx.state.open_sessions_on(tx, event.charger, evse, connector)

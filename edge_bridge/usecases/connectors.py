@@ -10,8 +10,6 @@ from datetime import datetime
 from edge_bridge.domain import sessions, status
 from edge_bridge.domain.events import Reading
 from edge_bridge.domain.places import Where
-from edge_bridge.store import chargers
-from edge_bridge.store import sessions as stored_sessions
 from edge_bridge.store.chargers import ChargerRow
 from edge_bridge.store.db import Tx
 from edge_bridge.usecases.context import Context
@@ -19,15 +17,15 @@ from edge_bridge.usecases.context import Context
 log = logging.getLogger(__name__)
 
 
-def connector(tx: Tx, where: Where) -> status.ConnectorState:
+def connector(ctx: Context, tx: Tx, where: Where) -> status.ConnectorState:
     """The stored state of a connector, or a fresh one when it never reported."""
-    found = chargers.get_connector(tx, *where)
+    found = ctx.state.connector(tx, where)
     return found if found is not None else status.ConnectorState(*where)
 
 
 def restatus(ctx: Context, tx: Tx, charger: ChargerRow, now: datetime, only: tuple[int, int] | None = None) -> None:
     """Decide the provincial Status of the charger's connectors (or of ``only``) again; store and push changes."""
-    rows = chargers.connectors_of(tx, charger.ocpp_id)
+    rows = ctx.state.connectors_of(tx, charger.ocpp_id)
     level = any(status.is_charger_level(c.evse) and status.is_charger_level_fault(c.ocpp_status) for c in rows)
     for row in rows:
         if only is None or (row.evse, row.connector) == only:
@@ -39,7 +37,7 @@ def _restatus_one(
 ) -> None:
     here = []  # only an Occupied connector needs its transaction's chargingState
     if row.ocpp_status == status.REFINED_BY_CHARGING_STATE:
-        here = stored_sessions.open_sessions_on(tx, row.charger, row.evse, row.connector)
+        here = ctx.state.open_sessions_on(tx, row.charger, row.evse, row.connector)
     outcome = status.restatus(
         row,
         version=charger.ocpp_version,
@@ -49,7 +47,7 @@ def _restatus_one(
         connector_id=ctx.connector_id((row.charger, row.evse, row.connector)),
     )
     if (change := outcome.change) is not None:
-        chargers.put_connector(tx, outcome.state)
+        ctx.state.put_connector(tx, outcome.state)
         where = {"charger": change.charger, "evse": change.evse, "connector": change.connector}
         log.debug("status_changed", extra={**where, "before": change.before, "after": change.after})
     ctx.push(tx, outcome.pushes, now)
@@ -61,10 +59,10 @@ def live_readings(
     """Keep the newest power, SoC, current and voltage of a connector (a new connector gets its Status too)."""
     if not readings:
         return
-    current = chargers.get_connector(tx, *where)
+    current = ctx.state.connector(tx, where)
     base = current if current is not None else status.ConnectorState(*where)
     updated = status.apply_readings(base, tuple(readings))
     if updated != current:
-        chargers.put_connector(tx, updated)
+        ctx.state.put_connector(tx, updated)
     if current is None:
         restatus(ctx, tx, charger, now, (where[1], where[2]))

@@ -15,6 +15,7 @@ from edge_bridge.domain.site import Site
 from edge_bridge.provincial import codec
 from edge_bridge.store.db import Tx
 from edge_bridge.store.outbox import Outbox
+from edge_bridge.usecases.charger_state import ChargerStates
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Context:
     offline_after_s: float = DEFAULT_OFFLINE_AFTER_S
     zombie_grace_s: float = sessions.DEFAULT_ZOMBIE_GRACE_S
     places: Places = field(init=False)
+    state: ChargerStates = field(default_factory=ChargerStates, init=False)
     _unknown_logged: set[Where] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:

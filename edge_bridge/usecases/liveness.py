@@ -48,18 +48,19 @@ class Seen:
 def connected(ctx: Context, tx: Tx, charger: str, ocpp_version: str, now: datetime) -> None:
     """A websocket of ``charger`` opened, speaking ``ocpp_version`` (``1.6``/``ocpp1.6``, ``2.0.1``/...)."""
     version = status.ocpp_version(ocpp_version)
-    row = chargers.ensure_charger(tx, charger)
-    chargers.set_connected(tx, charger, True, version)
-    chargers.seen(tx, charger, now)
+    row = ctx.state.attach(tx, charger)
+    ctx.state.set_connected(tx, charger, True, version)
+    ctx.state.seen(tx, charger, now)
     bring_online(ctx, tx, row, now, force=row.ocpp_version != version)
 
 
-def disconnected(tx: Tx, charger: str, last_seen: datetime | None) -> None:
+def disconnected(ctx: Context, tx: Tx, charger: str, last_seen: datetime | None) -> None:
     """The websocket of ``charger`` closed (it goes offline only after ``offline_after_s`` of silence)."""
-    chargers.ensure_charger(tx, charger)
-    chargers.set_connected(tx, charger, False)
+    ctx.state.charger(tx, charger)
+    ctx.state.set_connected(tx, charger, False)
     if last_seen is not None:
-        chargers.seen(tx, charger, last_seen)
+        ctx.state.seen(tx, charger, last_seen)
+    ctx.state.detach(tx, charger)
 
 
 def bring_online(ctx: Context, tx: Tx, row: ChargerRow, now: datetime, force: bool = False) -> ChargerRow:
@@ -67,9 +68,9 @@ def bring_online(ctx: Context, tx: Tx, row: ChargerRow, now: datetime, force: bo
     if not row.offline and not force:
         return row
     if row.offline:
-        chargers.set_offline(tx, row.ocpp_id, False)
+        ctx.state.set_offline(tx, row.ocpp_id, False)
         log.info("charger_online", extra={"charger": row.ocpp_id})
-    fresh = chargers.ensure_charger(tx, row.ocpp_id)
+    fresh = ctx.state.charger(tx, row.ocpp_id)
     connectors.restatus(ctx, tx, fresh, now)
     if row.offline:
         alarms.offline(ctx, tx, row.ocpp_id, False, now)
@@ -79,7 +80,7 @@ def bring_online(ctx: Context, tx: Tx, row: ChargerRow, now: datetime, force: bo
 def sweep(ctx: Context, tx: Tx, seen: dict[str, datetime], now: datetime) -> None:
     """Persist ``seen`` (last signs of life), mark silent chargers offline, close zombies whose grace elapsed."""
     for charger, at in seen.items():
-        chargers.seen(tx, charger, at)
+        ctx.state.seen(tx, charger, at)
     for row in chargers.all_chargers(tx):
         _check_offline(ctx, tx, row, now)
     for session in stored_sessions.open_sessions(tx):
@@ -90,7 +91,7 @@ def _check_offline(ctx: Context, tx: Tx, row: ChargerRow, now: datetime) -> None
     is_offline = status.is_offline(row.last_seen, now, ctx.offline_after_s)
     if is_offline == row.offline:
         return
-    chargers.set_offline(tx, row.ocpp_id, is_offline)
+    ctx.state.set_offline(tx, row.ocpp_id, is_offline)
     log.info("charger_offline" if is_offline else "charger_online", extra={"charger": row.ocpp_id})
     connectors.restatus(ctx, tx, replace(row, offline=is_offline), now)
     alarms.offline(ctx, tx, row.ocpp_id, is_offline, now)
@@ -103,7 +104,7 @@ def _check_zombie(ctx: Context, tx: Tx, session: sessions.Session, now: datetime
         now=now,
         grace_s=ctx.zombie_grace_s,
         later_start=latest is not None and latest > session.started_at,
-        connector=chargers.get_connector(tx, session.charger, session.evse, session.connector),
+        connector=ctx.state.connector(tx, (session.charger, session.evse, session.connector)),
     )
     if outcome is not None:
-        write_outcome(ctx, tx, chargers.ensure_charger(tx, session.charger), outcome, now)
+        write_outcome(ctx, tx, ctx.state.charger(tx, session.charger), outcome, now)

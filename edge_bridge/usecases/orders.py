@@ -14,7 +14,7 @@ from edge_bridge.domain.order_rules import OrderStep
 from edge_bridge.domain.orders import build_order
 from edge_bridge.domain.places import ConnectorPlace
 from edge_bridge.domain.sessions import Session, add_flags
-from edge_bridge.store import orders, sessions
+from edge_bridge.store import orders
 from edge_bridge.store.db import Tx
 from edge_bridge.store.outbox import OutboxRow
 from edge_bridge.usecases.context import Context
@@ -26,16 +26,13 @@ def session_written(ctx: Context, tx: Tx, session: Session, now: datetime) -> No
     """A session was just stored: queue its order when it finished (D10), or flag what it cannot have."""
     if session.is_open or session.id is None:
         return
-    stored = sessions.get_session(tx, session.id)  # as stored: the caller's copy may lack its ref
-    if stored is None:
-        return
     record = orders.get_order(tx, session.id)
-    place = ctx.places.session_connector((stored.charger, stored.evse, stored.connector))
-    step = order_rules.order_step(stored, record.state, place is not None)
+    place = ctx.places.session_connector((session.charger, session.evse, session.connector))
+    step = order_rules.order_step(session, record.state, place is not None)
     if step is OrderStep.BUILD and place is not None:
-        _queue_order(ctx, tx, session.id, stored, place, now)
+        _queue_order(ctx, tx, session.id, session, place, now)
     elif step is not OrderStep.NOTHING:
-        _not_ordered(tx, session.id, stored, step)
+        _not_ordered(ctx, tx, session.id, session, step)
 
 
 def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place: ConnectorPlace, now: datetime) -> None:
@@ -50,11 +47,11 @@ def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place:
     log.info("order_queued", extra=fields)
 
 
-def _not_ordered(tx: Tx, session_id: int, session: Session, step: OrderStep) -> None:
+def _not_ordered(ctx: Context, tx: Tx, session_id: int, session: Session, step: OrderStep) -> None:
     """Not an order (unconfigured, unmeasured: decided for good) or news after one (LATE): flag and log."""
     flagged = replace(session, flags=add_flags(session.flags, order_rules.STEP_FLAGS[step]))
     if flagged != session:
-        sessions.update_session(tx, flagged)
+        ctx.state.update_session(tx, flagged)
     if step is not OrderStep.LATE:
         orders.set_order(tx, session_id, step.value)
     fields = {"charger": session.charger, "session": session_id, "evse": session.evse}

@@ -59,6 +59,7 @@ USE_CASE_ROOMS = {
     "alarms",
     "bridge",
     "charger_events",
+    "charger_state",
     "connectors",
     "context",
     "liveness",
