@@ -24,16 +24,15 @@ from edge_bridge.store import chargers
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
-from edge_bridge.usecases import charger_events, liveness
+from edge_bridge.usecases import charger_events, liveness, station_info
 from edge_bridge.usecases.context import DEFAULT_OFFLINE_AFTER_S, DEFAULT_TZ, Context
 from edge_bridge.usecases.orders import order_accepted
-from edge_bridge.usecases.station_info import station_info_accepted
 from edge_bridge.usecases.writer import DEFAULT_MAX_BATCH, BatchWriter
 
 log = logging.getLogger(__name__)
 
 AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]
-ACCEPT_HOOKS: Mapping[str, AcceptHook] = {STATION_INFO: station_info_accepted, ORDER_INFO: order_accepted}
+ACCEPT_HOOKS: Mapping[str, AcceptHook] = {STATION_INFO: station_info.station_info_accepted, ORDER_INFO: order_accepted}
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,10 @@ class ChargerBridge:
         self._ctx = Context(site, outbox, tz, dict(stop_overrides or {}), offline_after_s, zombie_grace_s)
         self._clock = clock
         self._seen = liveness.Seen()
-        self.writer = BatchWriter(db, max_batch=max_batch)
+        self.writer = BatchWriter(db, max_batch=max_batch, batch_end=self._batch_end)
+
+    def _batch_end(self, tx: Tx) -> None:
+        station_info.queue_changed(self._ctx.changed_stations, tx, self._ctx.outbox, self._ctx.site, self._clock())
 
     async def apply(self, events: Sequence[Event]) -> Applied:
         """Apply the events of one OCPP message; committed when this returns. Raises StoreError when the store

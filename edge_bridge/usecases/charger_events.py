@@ -18,7 +18,7 @@ from edge_bridge.domain.events import (
     MeterSampled,
     SessionEvent,
 )
-from edge_bridge.store import chargers, reports
+from edge_bridge.store import chargers
 from edge_bridge.store import sessions as stored
 from edge_bridge.store.chargers import ChargerRow
 from edge_bridge.store.db import Tx
@@ -41,7 +41,7 @@ def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
     charger = ctx.state.charger(tx, event.charger)
     charger = liveness.bring_online(ctx, tx, charger, now)
     if isinstance(event, ChargerBooted):
-        _booted(ctx, tx, event, now)
+        _booted(ctx, tx, event)
     elif isinstance(event, ConnectorStatusReported):
         _status_reported(ctx, tx, charger, event, now)
     elif isinstance(event, MeterSampled):
@@ -54,15 +54,15 @@ def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
     return None
 
 
-def _booted(ctx: Context, tx: Tx, event: ChargerBooted, now: datetime) -> None:
-    """Store what the charger says about itself; push its station's info when that changes it (D7)."""
+def _booted(ctx: Context, tx: Tx, event: ChargerBooted) -> None:
+    """Store what the charger says about itself; when that is new, its station's info is checked once at the end
+    of the batch (``station_info.queue_changed``, D7)."""
+    before = ctx.state.charger(tx, event.charger)
     ctx.state.set_boot(tx, event)
     place = ctx.places.charger(event.charger)
-    if place is None:
-        return
-    station_id = place.station.station_id
-    if station_info.queue_station_info(tx, ctx.outbox, ctx.site, station_id, now, reports.boot_infos(tx)):
-        log.info("station_info_queued", extra={"charger": event.charger, "station": station_id})
+    said = (event.vendor, event.model, event.serial, event.firmware)
+    if place is not None and said != (before.vendor, before.model, before.serial, before.firmware):
+        station_info.mark_changed(ctx.changed_stations, tx, place.station.station_id)
 
 
 def _status_reported(ctx: Context, tx: Tx, charger: ChargerRow, event: ConnectorStatusReported, now: datetime) -> None:

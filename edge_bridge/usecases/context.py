@@ -35,6 +35,7 @@ class Context:
     zombie_grace_s: float = sessions.DEFAULT_ZOMBIE_GRACE_S
     places: Places = field(init=False)
     state: ChargerStates = field(default_factory=ChargerStates, init=False)
+    changed_stations: set[str] = field(default_factory=set, init=False)  # by boots, until the batch ends
     _unknown_logged: set[Where] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:

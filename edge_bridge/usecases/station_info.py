@@ -60,6 +60,27 @@ def _already_known(tx: Tx, station_id: str, payload: str) -> bool:
     return snapshots.accepted_station_info(tx, station_id) == payload
 
 
+def mark_changed(changed: set[str], tx: Tx, station_id: str) -> None:
+    """Remember, for the end of this batch, that a boot may have changed the info of ``station_id``."""
+    if station_id not in changed:
+        changed.add(station_id)
+        tx.on_rollback(lambda: changed.discard(station_id))
+
+
+def queue_changed(changed: set[str], tx: Tx, outbox: Outbox, site: Site, now: datetime) -> None:
+    """At the end of a batch: queue the info of each station marked changed (once, however many of its chargers
+    booted in the batch), unless the province already holds it or it is queued."""
+    if not changed:
+        return
+    boot = reports.boot_infos(tx)
+    for station_id in sorted(changed):
+        if queue_station_info(tx, outbox, site, station_id, now, boot):
+            log.info("station_info_queued", extra={"station": station_id})
+    marked = set(changed)
+    changed.clear()
+    tx.on_rollback(lambda: changed.update(marked))
+
+
 def station_info_accepted(tx: Tx, row: OutboxRow, _answer: Mapping[str, Any] | None) -> None:
     """Accept hook: remember what the province now holds for this station."""
     snapshots.set_accepted_station_info(tx, row.key, row.payload, row.created_at)

@@ -45,13 +45,19 @@ class BatchWriter:
     """``await writer.submit(work)``: ``work(tx)`` committed, with its result (or its exception)."""
 
     def __init__(
-        self, db: Database, *, max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S
+        self,
+        db: Database,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        batch_end: Work[None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._db = db
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
+        self._batch_end = batch_end  # runs after the units, before COMMIT: work they leave for the batch as a whole
         self._pending: list[_Unit[Any]] = []
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed by this writer (for tests and the status line)
@@ -82,7 +88,7 @@ class BatchWriter:
 
     async def _commit(self, batch: list[_Unit[Any]]) -> None:
         try:
-            results = await self._db.write(lambda tx: [_run(tx, unit.work) for unit in batch])
+            results = await self._db.write(lambda tx: self._run_batch(tx, batch))
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0], _Failed(exc))
@@ -94,6 +100,12 @@ class BatchWriter:
         self.batches += 1
         for unit, result in zip(batch, results, strict=True):
             _settle(unit, result)
+
+    def _run_batch(self, tx: Tx, batch: list[_Unit[Any]]) -> list[Any]:
+        results = [_run(tx, unit.work) for unit in batch]
+        if self._batch_end is not None:
+            self._batch_end(tx)
+        return results
 
 
 def _run(tx: Tx, work: Work[T]) -> T | _Failed:
