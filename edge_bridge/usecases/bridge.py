@@ -25,6 +25,7 @@ from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
 from edge_bridge.usecases import charger_events, liveness, station_info
+from edge_bridge.usecases.charger_state import ChargerStates
 from edge_bridge.usecases.context import DEFAULT_OFFLINE_AFTER_S, DEFAULT_TZ, Context
 from edge_bridge.usecases.orders import order_accepted
 from edge_bridge.usecases.writer import DEFAULT_MAX_BATCH, BatchWriter
@@ -63,6 +64,11 @@ class ChargerBridge:
         self._clock = clock
         self._seen = liveness.Seen()
         self.writer = BatchWriter(db, max_batch=max_batch, batch_end=self._batch_end)
+
+    @property
+    def state(self) -> ChargerStates:
+        """The connected chargers' state (read it only inside a ``Database`` unit)."""
+        return self._ctx.state
 
     def _batch_end(self, tx: Tx) -> None:
         station_info.queue_changed(self._ctx.changed_stations, tx, self._ctx.outbox, self._ctx.site, self._clock())

@@ -62,6 +62,11 @@ class BatchWriter:
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed by this writer (for tests and the status line)
 
+    @property
+    def pending(self) -> int:
+        """Units submitted and not yet taken into a batch."""
+        return len(self._pending)
+
     async def submit(self, work: Work[T]) -> T:
         """Run ``work`` in the next batch; returns once that batch committed. Raises what ``work`` raised, or
         StoreError when the store failed."""
