@@ -103,6 +103,7 @@ class BatchWriter:
                 await self._commit([unit])
             return
         self.batches += 1
+        log.debug("batch_committed", extra={"units": len(batch)})
         for unit, result in zip(batch, results, strict=True):
             _settle(unit, result)
 
