@@ -6,6 +6,7 @@ must end up with the session exactly once: nothing lost (every sample, the stop)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -84,13 +85,14 @@ class Daemon:
                 self.process = None
 
 
-@pytest.fixture
-def daemon(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[tuple[Daemon, str, Store]]:
-    """(the daemon, not yet started; the ws URL of CP-DC-01; its store)."""
+def daemon_on_fixed_ports(
+    write_config: Callable[..., Path], tmp_path: Path, **ocpp: Any
+) -> Iterator[tuple[Daemon, str, Store]]:
+    """(the daemon, not yet started; the ws URL prefix of its chargers; its store)."""
     ocpp_port, pull_port = free_port(), free_port()
 
     def listen(raw: dict[str, Any]) -> None:
-        raw["ocpp"]["listen"] = f"127.0.0.1:{ocpp_port}"
+        raw["ocpp"].update(listen=f"127.0.0.1:{ocpp_port}", **ocpp)
         raw["pull_api"]["listen"] = f"127.0.0.1:{pull_port}"
 
     config = write_config(listen)
@@ -98,11 +100,24 @@ def daemon(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[tuple[
         notify.bind(str(tmp_path / "notify"))
         process = Daemon(config, notify, tmp_path / "daemon.log")
         try:
-            yield process, f"ws://127.0.0.1:{ocpp_port}/ocpp/{DC}", Store(tmp_path / "edge-bridge.db")
+            yield process, f"ws://127.0.0.1:{ocpp_port}/ocpp/", Store(tmp_path / "edge-bridge.db")
         finally:
             if process.process is not None:
                 process.process.kill()
                 process.process.wait()
+
+
+@pytest.fixture
+def daemon(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[tuple[Daemon, str, Store]]:
+    """(the daemon, not yet started; the ws URL of CP-DC-01; its store)."""
+    for process, prefix, store in daemon_on_fixed_ports(write_config, tmp_path):
+        yield process, prefix + DC, store
+
+
+@pytest.fixture
+def fleet_daemon(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[tuple[Daemon, str, Store]]:
+    """Like ``daemon``, for any charger id (``allow_unknown_chargers``): the ws URL prefix."""
+    yield from daemon_on_fixed_ports(write_config, tmp_path, allow_unknown_chargers=True)
 
 
 def meter_values_sent(sim: Sim16) -> int:
@@ -274,4 +289,87 @@ async def test_kill_9_with_the_start_transaction_answer_unread_gives_the_same_tr
     assert [(a.action, a.error) for a in sim.answers if not a.ok] == [("StartTransaction", "connection closed")]
     assert sim.transaction_id(1) == before["id"]
     assert_one_finished_session(sim, store, before["id"], samples=10)
+    assert process.errors() == []
+
+
+FLEET = [f"CP-FLEET-{n:02d}" for n in range(8)]
+KILL_AFTER_ANSWERS = 120  # MeterValues answered across the fleet before the kill: the daemon is mid-stream
+
+
+def sample_times(payloads_: list[dict[str, Any]]) -> set[Any]:
+    return {parse_time(p["meterValue"][0]["timestamp"]) for p in payloads_}
+
+
+def stored_sample_times(store: Store, charger: str) -> list[Any]:
+    rows = store.rows(
+        "SELECT at FROM meter_samples WHERE ocpp_id = ? AND context = 'Sample.Periodic' ORDER BY at", (charger,)
+    )
+    return [stored_time(r["at"]) for r in rows]
+
+
+def kill_after_answers(sims: list[Sim16], process: Daemon, count: int) -> None:
+    """When the fleet has read ``count`` MeterValues answers, SIGKILL the daemon wherever it is: with eight
+    chargers sending at once it is in the middle of a batch (applying, committing or answering one)."""
+    read = [0]
+    for sim in sims:
+        link = sim._link
+        route = link.route_message
+
+        async def route_or_kill(raw: str, route: Callable[[str], Any] = route) -> None:
+            if process.process is None:
+                return  # dead: nothing more can come, and nothing is read
+            if json.loads(raw)[0] == 3:
+                read[0] += 1
+                if read[0] > count:
+                    process.kill()
+                    return
+            await route(raw)
+
+        link.route_message = route_or_kill
+
+
+async def charge_fleet(sims: list[Sim16]) -> None:
+    async def one(sim: Sim16) -> None:
+        await sim.charge(1, power_kw=60, minutes=60, sample_every_s=60)
+
+    await asyncio.gather(*(one(sim) for sim in sims))
+
+
+async def test_kill_9_in_the_middle_of_a_batch_loses_nothing_answered_and_counts_resends_once(
+    fleet_daemon: tuple[Daemon, str, Store],
+) -> None:
+    """Eight chargers charge at once, so their MeterValues share batches; the daemon is killed mid-stream. Every
+    MeterValues answered before the kill is in the store right after it; what was not answered the chargers send
+    again after the restart, and each sample is stored once."""
+    process, prefix, store = fleet_daemon
+    await asyncio.to_thread(process.start)
+    sims = [Sim16(prefix + name, connectors=1, clock=sim_clock(speed=36_000), response_timeout=10) for name in FLEET]
+    async with contextlib.AsyncExitStack() as stack:
+        for sim in sims:
+            await stack.enter_async_context(sim)
+            await sim.connect(boot=True)
+            await sim.plug_in(1)
+            assert isinstance(await sim.start_charging(1), int)
+        kill_after_answers(sims, process, KILL_AFTER_ANSWERS)
+        await charge_fleet(sims)
+        assert process.process is None and not any(sim.online for sim in sims)
+        answered = {sim: [a.payload for a in sim.answers if a.action == "MeterValues" and a.ok] for sim in sims}
+        assert sum(len(ok) for ok in answered.values()) == KILL_AFTER_ANSWERS
+        for sim, charger in zip(sims, FLEET, strict=True):  # answered means durable
+            assert sample_times(answered[sim]) <= set(stored_sample_times(store, charger))
+
+        await asyncio.to_thread(process.start)
+        for sim in sims:
+            await sim.come_back(boot=False)
+            assert sim.queue == []
+            await sim.stop_charging(1, reason="Local")
+    await asyncio.to_thread(process.stop)
+
+    for sim, charger in zip(sims, FLEET, strict=True):
+        sent = sample_times(payloads(sim, "MeterValues"))
+        assert len(sent) == 60
+        assert stored_sample_times(store, charger) == sorted(sent)  # each once: none lost, none twice
+        (row,) = store.sessions(charger)
+        assert (row["state"], row["transaction_ref"]) == ("finished", str(sim.transaction_id(1)))
+        assert energy(row) == sim.register(1) - METER == Decimal(60_000)
     assert process.errors() == []
