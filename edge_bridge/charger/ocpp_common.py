@@ -1,27 +1,38 @@
-"""What the OCPP 1.6J and 2.0.1 connections share: the bridge they report to and the lenient ChargePoint base.
+"""What the OCPP 1.6J and 2.0.1 connections share: the bridge they report to and the lenient dispatcher.
 
-``BridgeChargePoint`` routes frames leniently (a bad frame is one warning line and is dropped, never fatal; answers
-nobody waits for are dropped too), and its ``_report()`` does normalize → ``bridge.apply`` → answer, so the
-CALLRESULT goes out only after the store committed (ocpp-bridge §2). Handlers pass ``normalize`` their kwargs as the
-library delivers them (snake_case keys). The server owns the receive loop and calls ``route_message`` per frame.
+``BridgeChargePoint.route_message(frame)`` reads one frame: a CALL goes to the handler registered for its action
+with ``on`` below; a bad frame is one warning line and is dropped, never fatal; answers nobody waits for (the
+Central System sends no CALLs of its own) are dropped too. A handler's ``_report()`` does normalize →
+``bridge.apply`` → answer, so the CALLRESULT goes out only after the store committed (ocpp-bridge §2). Handlers get
+the payload with snake_case keys, as the ``ocpp`` library's own dispatcher would give them, and answer with the
+library's typed ``call_result`` dataclasses. The server owns the receive loop.
 
-Schema validation is skipped on every handler (``on`` below): a notification answered with a CALLERROR makes real
-firmware retry forever (§1), so the tolerant reader is ``charger/normalize.py``, which raises only when an essential
-field is missing; the answers are built from the library's typed dataclasses and checked against the schemas in the
-tests.
+The dispatch is ours, on the library's public pieces (``routing.on`` and ``create_route_map``, ``messages.unpack``,
+the key converters and ``Call.create_call_result``/``create_call_error``), not the library's ``ChargePoint``:
+that one hands every message to private internals (``_handle_call``, ``_call_lock``, ``_response_queue``) and, per
+message, converts every key with two regular expressions and inspects the handler's signature, which cost a fifth
+of the daemon's CPU under load. Keys are converted once per distinct key here (a bounded cache).
+
+Schema validation is skipped (``on`` below): a notification answered with a CALLERROR makes real firmware retry
+forever (§1), so the tolerant reader is ``charger/normalize.py``, which raises only when an essential field is
+missing; the answers are built from the library's typed dataclasses and checked against the schemas in the tests.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ocpp import routing
-from ocpp.charge_point import ChargePoint as _LibraryChargePoint
-from ocpp.exceptions import FormatViolationError, InternalError, OCPPError
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.exceptions import FormatViolationError, InternalError, NotSupportedError, OCPPError
+from ocpp.exceptions import NotImplementedError as NoHandlerError
 from ocpp.messages import MessageType, unpack
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201.enums import Action as Action201
 
 from edge_bridge.charger.normalize import NormalizeError
 from edge_bridge.domain.events import Event
@@ -64,15 +75,36 @@ def ocpp_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _FrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The library logs every frame sent at INFO; here that is DEBUG (no per-frame INFO)."""
-
-    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.debug(msg, *args, **kwargs)
+KNOWN_ACTIONS = {"1.6": {a.value for a in Action16}, "2.0.1": {a.value for a in Action201}}
+KEY_CACHE_SIZE = 4096  # distinct payload keys remembered; a charger sending endless new keys cannot grow it
 
 
-class BridgeChargePoint(_LibraryChargePoint):  # type: ignore[misc]
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def snake_key(key: str) -> str:
+    """The library's camelCase → snake_case of one key (``chargePointVendor`` → ``charge_point_vendor``)."""
+    (converted,) = camel_to_snake_case({key: None})
+    return str(converted)
+
+
+def snake_keys(data: Any) -> Any:
+    """Every key of every object in ``data`` in snake_case, as the library's handlers expect them."""
+    if isinstance(data, dict):
+        return {snake_key(k) if isinstance(k, str) else k: snake_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [snake_keys(v) for v in data]
+    return data
+
+
+def wire_payload(answer: Any) -> Any:
+    """A ``call_result`` dataclass as the JSON object of a CALLRESULT (camelCase, unset fields left out)."""
+    return snake_to_camel_case(remove_nones(serialize_as_dict(answer)))
+
+
+class BridgeChargePoint:
     """One live connection: ``route_message(frame)`` per received frame (the server owns the receive loop)."""
+
+    ocpp_version: ClassVar[str] = ""
+    _handlers: ClassVar[dict[str, str]]  # action → the name of its @on handler, per class, built once
 
     def __init__(
         self,
@@ -83,15 +115,18 @@ class BridgeChargePoint(_LibraryChargePoint):  # type: ignore[misc]
         heartbeat_interval_s: int,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        super().__init__(charger, connection, logger=_FrameLog(logging.getLogger("edge_bridge.charger.ocpp"), {}))
+        self.id = charger
+        self._connection = connection
         self.bridge = bridge
         self.heartbeat_interval_s = heartbeat_interval_s
         self.clock = clock
         self.action = ""  # of the Call being handled, for the log
+        if "_handlers" not in type(self).__dict__:
+            routes = routing.create_route_map(self)
+            type(self)._handlers = {action: r["_on_action"].__name__ for action, r in routes.items()}
 
     async def route_message(self, raw: str | bytes) -> None:
-        """Like the library's, but an unreadable frame is one warning line, and answers nobody waits for are
-        dropped instead of piling up in the response queue."""
+        """Handle one frame: answer a CALL; log and drop anything unreadable or unsolicited."""
         try:
             message = unpack(raw)
         except OCPPError as exc:
@@ -100,26 +135,34 @@ class BridgeChargePoint(_LibraryChargePoint):  # type: ignore[misc]
             return
         if message.message_type_id == MessageType.Call:
             await self._answer(message)
-        elif self._call_lock.locked():
-            self._response_queue.put_nowait(message)
         else:
             log.debug("ocpp_unsolicited_answer", extra={"charger": self.id, "unique_id": str(message.unique_id)})
 
     async def _answer(self, message: Any) -> None:
         try:
-            await self._handle_call(message)
+            payload = wire_payload(await self._dispatch(message))
         except OCPPError as error:
             fields = {"charger": self.id, "action": str(message.action), "code": error.code}
             log.warning("ocpp_call_refused", extra=fields)
-            await self._send(message.create_call_error(error).to_json())
+            await self._connection.send(message.create_call_error(error).to_json())
+            return
+        except Exception as exc:  # a bug must cost one answer, never the connection
+            log.exception("ocpp_handler_failed", extra={"charger": self.id, "action": str(message.action)})
+            await self._connection.send(message.create_call_error(exc).to_json())
+            return
+        await self._connection.send(message.create_call_result(payload).to_json())
 
-    async def _handle_call(self, message: Any) -> Any:
-        """The library's, after checking what it assumes (a str action, an object payload: anything else would
-        escape it as a TypeError instead of becoming a CALLERROR)."""
+    async def _dispatch(self, message: Any) -> Any:
+        """The handler's answer to one CALL (an OCPPError for a CALL it cannot take)."""
         if not isinstance(message.action, str) or not isinstance(message.payload, dict):
             raise FormatViolationError(details={"cause": "the action must be a string and the payload an object"})
         self.action = message.action
-        return await super()._handle_call(message)
+        name = self._handlers.get(message.action)
+        if name is None:
+            if message.action in KNOWN_ACTIONS[self.ocpp_version]:
+                raise NoHandlerError(details={"cause": f"No handler for {message.action} registered."})
+            raise NotSupportedError(details={"cause": f"{message.action} not supported by OCPP{self.ocpp_version}."})
+        return await getattr(self, name)(**snake_keys(message.payload))
 
     async def _report(self, normalizer: Normalizer, payload: Payload) -> Applied | None:
         """normalize → apply (committed) → the caller answers. None: unreadable, answered positively anyway."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ocpp.v16 import ChargePoint as _V16ChargePoint
 from ocpp.v16 import call_result
 from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, GenericStatus, RegistrationStatus
@@ -20,8 +19,10 @@ log = logging.getLogger(__name__)
 ACCEPTED = IdTagInfo(status=AuthorizationStatus.accepted)
 
 
-class V16ChargePoint(BridgeChargePoint, _V16ChargePoint):  # type: ignore[misc]
+class V16ChargePoint(BridgeChargePoint):
     """Every charger-initiated OCPP 1.6J action (core profile and the security extension)."""
+
+    ocpp_version = "1.6"
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, **payload: Any) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.v201 import ChargePoint as _V201ChargePoint
 from ocpp.v201 import call_result
 from ocpp.v201.datatypes import IdTokenInfoType
 from ocpp.v201.enums import (
@@ -31,8 +30,10 @@ from edge_bridge.charger.ocpp_common import BridgeChargePoint, ocpp_time, on
 ACCEPTED = IdTokenInfoType(status=AuthorizationStatusEnumType.accepted)
 
 
-class V201ChargePoint(BridgeChargePoint, _V201ChargePoint):  # type: ignore[misc]
+class V201ChargePoint(BridgeChargePoint):
     """Every charger-initiated OCPP 2.0.1 action."""
+
+    ocpp_version = "2.0.1"
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, **payload: Any) -> Any:
