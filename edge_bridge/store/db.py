@@ -18,6 +18,7 @@ rolled back as a whole), and its callbacks are dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,10 +38,13 @@ T = TypeVar("T")
 PRAGMAS = ("PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON")
 MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
 TIME_TEXT_LENGTH = len("2024-01-01T00:00:00.000000Z")
+TIME_TEXT_CACHE = 8192
 
 
+@functools.lru_cache(maxsize=TIME_TEXT_CACHE)
 def to_db(moment: datetime) -> str:
-    """Aware datetime → ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (fixed width, sorts as text)."""
+    """Aware datetime → ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (fixed width, sorts as text). Cached: a session's
+    times are written again with every update."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("naive datetime: the store keeps aware UTC times")
     plain = moment.astimezone(UTC).replace(tzinfo=None)
