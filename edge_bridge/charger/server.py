@@ -138,6 +138,9 @@ class OcppServer:
             subprotocols=list(SUBPROTOCOLS),
             select_subprotocol=select_subprotocol,
             max_size=MAX_FRAME,
+            # no permessage-deflate: OCPP frames are small, and a deflate context per connection costs a small
+            # gateway memory (a thousand chargers) and CPU on every frame; chargers that offer it go without
+            compression=None,
             ping_interval=None,  # see _keepalive
             close_timeout=CLOSE_TIMEOUT_S,
             ssl=tls_context(str(tls[0]), str(tls[1])) if tls[0] and tls[1] else None,
