@@ -124,7 +124,7 @@ async def eventually(
 
 
 async def query(db: Database, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """The rows of one query, as dicts (read on the database thread)."""
+    """The rows of one query, as dicts."""
     return await db.read(lambda tx: [dict(row) for row in tx.fetchall(sql, params)])
 
 

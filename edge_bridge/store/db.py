@@ -1,18 +1,24 @@
-"""The one SQLite connection, owned by one thread: PRAGMAs, numbered migrations, transactions, UTC time text.
+"""The one SQLite connection: PRAGMAs, numbered migrations, transactions, UTC time text.
 
-Every use of the store is a plain function of a ``Tx`` that the database thread runs: ``await db.write(work)``
-runs ``work(tx)`` between ``BEGIN IMMEDIATE`` and ``COMMIT`` (one hop to the thread and back, however many
-statements ``work`` runs), ``await db.read(work)`` in a read transaction (one consistent snapshot). The thread runs
-one unit at a time in submission order, so units never interleave and never nest: inside ``work``, pass its ``Tx``
-on instead of opening another.
+Every use of the store is a plain function of a ``Tx``: ``await db.write(work)`` runs ``work(tx)`` between
+``BEGIN IMMEDIATE`` and ``COMMIT``, ``await db.read(work)`` in a read transaction (one consistent snapshot). Units
+run one at a time in the order they were asked for, so they never interleave and never nest: inside ``work``, pass
+its ``Tx`` on instead of opening another.
 
-Why not aiosqlite: it hops to its thread and back for every statement, and offers no public way to run a function
-of many statements there; a message of the charger path runs about fifteen. Here a whole batch of messages is one
-hop (``usecases/writer.py``).
+Where the work runs: the statements of a unit run on the event loop (each takes microseconds: the daemon is the
+only writer, and its hot state is in memory), and only the COMMIT, the fsync that takes the time, runs on the
+store's own thread, so the loop keeps serving chargers while the disk syncs. One hop per transaction, however many
+statements (a batch of many messages is one transaction: ``usecases/writer.py``). Running the statements on a
+thread instead costs a hand-over of the interpreter lock at every statement and every row fetched (the sqlite3
+module releases it around each step); that cost a fifth of the daemon's CPU under load. aiosqlite does exactly that,
+and hops to its thread once per statement besides, so it is not used.
+
+Another process (the ``edge-bridge`` CLI) may hold the write lock for a moment: ``BEGIN IMMEDIATE`` is retried
+without blocking the loop for up to ``BUSY_TIMEOUT_S``.
 
 A ``Tx`` and the rows it returns exist only inside ``work``; ``on_commit`` callbacks run on the event loop after
-COMMIT, never after a rollback. When the awaiting task is cancelled the unit still runs to its end (committed or
-rolled back as a whole), and its callbacks are dropped.
+COMMIT, never after a rollback. When the awaiting task is cancelled during its COMMIT, the COMMIT still completes
+(with its callbacks), and the next unit starts only after it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ Params = Iterable[Any]
 Row = sqlite3.Row
 T = TypeVar("T")
 
-PRAGMAS = ("PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON")
+PRAGMAS = ("PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 0", "PRAGMA foreign_keys = ON")
+BUSY_TIMEOUT_S = 5.0  # how long a write waits for another process's write lock
+BUSY_RETRY_S = 0.005
 MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
 TIME_TEXT_LENGTH = len("2024-01-01T00:00:00.000000Z")
 TIME_TEXT_CACHE = 8192
@@ -59,7 +67,8 @@ def from_db(text: str) -> datetime:
 
 
 class Tx:
-    """One unit of work on the connection, used only on the database thread. sqlite errors become StoreError."""
+    """One unit of work on the connection, used on the event loop inside ``Database`` units. sqlite errors become
+    StoreError."""
 
     def __init__(self, conn: sqlite3.Connection, writable: bool) -> None:
         self._conn = conn
@@ -98,8 +107,8 @@ class Tx:
         self.callbacks.append(fn)
 
     def on_rollback(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` on this thread if what was done so far is undone (its savepoint or the transaction rolls
-        back): the way in-memory state that mirrors the store is kept equal to what is committed."""
+        """Call ``fn`` if what was done so far is undone (its savepoint or the transaction rolls back): the way
+        in-memory state that mirrors the store is kept equal to what is committed."""
         self._undo.append(fn)
 
     def rolled_back(self, keep: int = 0) -> None:
@@ -135,57 +144,92 @@ class Database:
     def __init__(self, thread: ThreadPoolExecutor, conn: sqlite3.Connection, path: Path) -> None:
         self.path = path
         self.commits = 0
-        self._thread = thread
+        self._thread = thread  # runs the COMMITs (and opening and closing)
         self._conn = conn
+        self._lock = asyncio.Lock()  # one unit at a time; held by a write until its COMMIT ended
         self._closed = False
 
     async def write(self, work: Callable[[Tx], T]) -> T:
-        """``work(tx)`` between ``BEGIN IMMEDIATE`` and ``COMMIT`` on the database thread; rolled back and
-        re-raised on any exception. Its ``on_commit`` callbacks run here, after COMMIT."""
-        result, callbacks = await self._submit(self._write_now, work)
-        for fn in callbacks:
-            fn()
+        """``work(tx)`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; rolled back and re-raised on any exception.
+        Its ``on_commit`` callbacks run before this returns."""
+        await self._lock.acquire()
+        try:
+            self._check_open()
+            await self._begin()
+            tx = Tx(self._conn, writable=True)
+            try:
+                result = work(tx)
+            except BaseException:
+                self._rollback(tx)
+                raise
+        except BaseException:
+            self._lock.release()
+            raise
+        committing = asyncio.get_running_loop().run_in_executor(self._thread, self._commit_now)
+        committing.add_done_callback(lambda done: self._committed(done, tx))
+        await asyncio.shield(committing)  # a cancelled caller leaves the COMMIT (and the lock) to finish
         return result
 
     async def read(self, work: Callable[[Tx], T]) -> T:
-        """``work(tx)`` in a read transaction (one snapshot) on the database thread."""
-        result, _ = await self._submit(self._read_now, work)
-        return result
+        """``work(tx)`` in a read transaction (one snapshot)."""
+        async with self._lock:
+            self._check_open()
+            _run(self._conn, "BEGIN")
+            try:
+                return work(Tx(self._conn, writable=False))
+            finally:
+                _rollback(self._conn)
 
     async def close(self) -> None:
-        """Close the connection and end the thread (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        """Close the connection and end the thread (idempotent); waits for a COMMIT in progress."""
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
         self._thread.shutdown(wait=True)
 
-    async def _submit(
-        self, run: Callable[[Callable[[Tx], T]], tuple[T, list[Callable[[], None]]]], work: Callable[[Tx], T]
-    ) -> tuple[T, list[Callable[[], None]]]:
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the database is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, run, work)
 
-    def _write_now(self, work: Callable[[Tx], T]) -> tuple[T, list[Callable[[], None]]]:
-        tx = Tx(self._conn, writable=True)
-        _run(self._conn, "BEGIN IMMEDIATE")
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting (without blocking the loop) while another process holds the write lock."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() >= give_up:
+                    raise StoreError(f"BEGIN IMMEDIATE failed: {exc}") from exc
+            await asyncio.sleep(BUSY_RETRY_S)
+
+    def _commit_now(self) -> None:
+        """On the store's thread: COMMIT, or roll back when it fails."""
         try:
-            result = work(tx)
             _run(self._conn, "COMMIT")
         except BaseException:
             _rollback(self._conn)
-            tx.rolled_back()
             raise
-        self.commits += 1
-        return result, tx.callbacks
 
-    def _read_now(self, work: Callable[[Tx], T]) -> tuple[T, list[Callable[[], None]]]:
-        _run(self._conn, "BEGIN")
-        try:
-            return work(Tx(self._conn, writable=False)), []
-        finally:
-            _rollback(self._conn)
+    def _committed(self, done: asyncio.Future[None], tx: Tx) -> None:
+        """On the loop, once the COMMIT ended: undo what mirrors the store if it failed, release the next unit,
+        then run the callbacks."""
+        failed = done.cancelled() or done.exception() is not None
+        if failed:
+            tx.rolled_back()
+        else:
+            self.commits += 1
+        self._lock.release()
+        if not failed:
+            for fn in tx.callbacks:
+                fn()
+
+    def _rollback(self, tx: Tx) -> None:
+        _rollback(self._conn)
+        tx.rolled_back()
 
 
 async def open_database(path: Path) -> Database:
@@ -202,7 +246,7 @@ async def open_database(path: Path) -> Database:
 def _open(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # the loop, and COMMIT
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row

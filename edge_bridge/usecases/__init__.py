@@ -1,7 +1,7 @@
 """The use-case layer: what happens when a charger reports, when time passes, and when the province accepts a push.
 
 Each room loads what its decision needs, asks the pure domain for an outcome (state + pushes + order) and writes it,
-all in the caller's store transaction (a plain function of a ``Tx``, run on the database thread):
+all in the caller's store transaction (a plain function of a ``Tx``, run inside a ``Database`` unit):
 
 - ``charger_events``: what chargers report (boot, statuses, meter values, transactions, faults), ocpp-bridge §2-§5;
 - ``sessions``: writing a session decision (zombies closed, connectors restatused, pushes queued);

@@ -8,7 +8,7 @@ undone in the copy too (``Tx.on_rollback``). A charger that is not attached (the
 a test that applies events directly) is read from the store. Keeping the copy per connected charger, not global,
 leaves room for several daemons sharing one store, each owning the chargers connected to it.
 
-Used only on the database thread (inside ``Database.write`` units), so it needs no lock.
+Used only inside ``Database`` units, which run one at a time on the event loop, so it needs no lock.
 """
 
 from __future__ import annotations

@@ -6,15 +6,19 @@ effect. Each unit runs inside its own savepoint, so a unit that raises is undone
 exception, while the rest of the batch commits. When the COMMIT itself fails (disk full, I/O error), every unit of
 the batch is tried again alone, so only the units that fail on their own get the error.
 
-A batch holds at most ``max_batch`` units; the writer waits at most ``max_wait_s`` for more after the first (0:
-no waiting; units that arrive while a batch commits form the next one). No task runs while nothing is pending:
-the first submit starts the flush task, which ends when the queue is empty; ``close`` waits for it.
+A batch holds at most ``max_batch`` units. A unit says how long it may wait for company (``within_s``): a
+charger's message waits for nothing (units that arrive while a batch commits form the next one), while the
+uploader's marks may wait a few milliseconds, so that a drain of many pushes costs few commits, and they ride along
+with any batch that runs in the meantime. No task runs while nothing is pending: the first submit starts the flush
+task, which ends when the queue is empty; ``close`` waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -27,7 +31,6 @@ T = TypeVar("T")
 Work = Callable[[Tx], T]
 
 DEFAULT_MAX_BATCH = 256
-DEFAULT_MAX_WAIT_S = 0.0
 
 
 @dataclass
@@ -49,31 +52,36 @@ class BatchWriter:
         db: Database,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
-        max_wait_s: float = DEFAULT_MAX_WAIT_S,
         batch_end: Work[None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._db = db
         self._max_batch = max_batch
-        self._max_wait_s = max_wait_s
         self._batch_end = batch_end  # runs after the units, before COMMIT: work they leave for the batch as a whole
         self._pending: list[_Unit[Any]] = []
+        self._due = math.inf  # loop time by which the pending units must be in a batch
+        self._nudge = asyncio.Event()  # a unit that cannot wait arrived while the flush task waits
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed by this writer (for tests and the status line)
+        self.committing = 0  # units in the batch being written now
 
     @property
     def pending(self) -> int:
         """Units submitted and not yet taken into a batch."""
         return len(self._pending)
 
-    async def submit(self, work: Work[T]) -> T:
-        """Run ``work`` in the next batch; returns once that batch committed. Raises what ``work`` raised, or
-        StoreError when the store failed."""
-        unit: _Unit[T] = _Unit(work, asyncio.get_running_loop().create_future())
+    async def submit(self, work: Work[T], within_s: float = 0.0) -> T:
+        """Run ``work`` in a batch that starts within ``within_s`` (0: the next one); returns once that batch
+        committed. Raises what ``work`` raised, or StoreError when the store failed."""
+        loop = asyncio.get_running_loop()
+        unit: _Unit[T] = _Unit(work, loop.create_future())
         self._pending.append(unit)
+        self._due = min(self._due, loop.time() + within_s)
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
+        elif within_s <= 0 or len(self._pending) >= self._max_batch:
+            self._nudge.set()
         return await asyncio.shield(unit.done)  # a cancelled caller must not cancel the others' batch
 
     async def close(self) -> None:
@@ -82,16 +90,27 @@ class BatchWriter:
             await asyncio.shield(self._flushing)
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
-                if self._max_wait_s > 0 and len(self._pending) < self._max_batch:
-                    await asyncio.sleep(self._max_wait_s)
+                wait = self._due - loop.time()
+                if wait > 0 and len(self._pending) < self._max_batch:
+                    await self._nudged(wait)
+                    continue
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                self._due = loop.time() if self._pending else math.inf  # what is left waited long enough
                 await self._commit(batch)
         finally:
             self._flushing = None
 
+    async def _nudged(self, wait: float) -> None:
+        self._nudge.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._nudge.wait()
+
     async def _commit(self, batch: list[_Unit[Any]]) -> None:
+        self.committing = len(batch)
         try:
             results = await self._db.write(lambda tx: self._run_batch(tx, batch))
         except Exception as exc:
@@ -102,6 +121,8 @@ class BatchWriter:
             for unit in batch:  # alone, each gets its own outcome
                 await self._commit([unit])
             return
+        finally:
+            self.committing = 0
         self.batches += 1
         log.debug("batch_committed", extra={"units": len(batch)})
         for unit, result in zip(batch, results, strict=True):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -43,24 +43,23 @@ DEFER_BAD = [
 
 
 class Gate:
-    """A unit that holds the database thread until ``open()``: what arrives meanwhile forms the next batch."""
+    """Another process holding the store's write lock: the writer's batch waits for it in BEGIN IMMEDIATE (the
+    event loop runs on), and whatever is submitted until it opens forms the next batch."""
 
-    def __init__(self) -> None:
-        self.entered, self._release = threading.Event(), threading.Event()
-
-    def work(self, _tx: Tx) -> None:
-        self.entered.set()
-        self._release.wait(10)
+    def __init__(self, path: Path) -> None:
+        self._other = sqlite3.connect(path, isolation_level=None)
+        self._other.execute("BEGIN IMMEDIATE")
 
     def open(self) -> None:
-        self._release.set()
+        self._other.execute("ROLLBACK")
+        self._other.close()
 
 
-async def held(writer: BatchWriter) -> tuple[Gate, asyncio.Task[None]]:
-    """A gate running on the database thread: whatever is submitted until it opens waits for the next batch."""
-    gate = Gate()
-    task = asyncio.create_task(writer.submit(gate.work))
-    assert await asyncio.to_thread(gate.entered.wait, 10), "the gate's batch did not start"
+async def held(writer: BatchWriter, db: Database) -> tuple[Gate, asyncio.Task[None]]:
+    """A batch of one unit waiting behind a gate: whatever is submitted until it opens waits for the next batch."""
+    gate = Gate(db.path)
+    task = asyncio.create_task(writer.submit(lambda _tx: None))
+    await eventually(lambda: writer.committing == 1, "the gate's batch waits for the write lock")
     return gate, task
 
 
@@ -86,7 +85,7 @@ async def stations(db: Database) -> list[str]:
 
 async def test_units_pending_together_share_one_commit(db: Database) -> None:
     writer = BatchWriter(db)
-    gate, gated = await held(writer)
+    gate, gated = await held(writer, db)
     units = [asyncio.create_task(writer.submit(insert(f"S{n:02d}"))) for n in range(20)]
     await eventually(lambda: writer.pending == 20, "20 units queued behind the gate")
     before = db.commits
@@ -99,7 +98,7 @@ async def test_units_pending_together_share_one_commit(db: Database) -> None:
 
 async def test_a_failing_unit_is_undone_alone_and_the_rest_commits(db: Database) -> None:
     writer = BatchWriter(db)
-    gate, gated = await held(writer)
+    gate, gated = await held(writer, db)
     good = [asyncio.create_task(writer.submit(insert(name))) for name in ("A", "B")]
     bad = asyncio.create_task(writer.submit(fail_after_insert("X")))
     more = asyncio.create_task(writer.submit(insert("C")))
@@ -123,7 +122,7 @@ async def test_a_commit_that_fails_is_retried_unit_by_unit(db: Database) -> None
         tx.execute("INSERT INTO child VALUES (404)")  # accepted now, refused at COMMIT
         return "dangling"
 
-    gate, gated = await held(writer)
+    gate, gated = await held(writer, db)
     ok = [asyncio.create_task(writer.submit(insert(name))) for name in ("A", "B")]
     doomed = asyncio.create_task(writer.submit(dangling))
     await eventually(lambda: writer.pending == 3, "three units queued")
@@ -138,7 +137,7 @@ async def test_a_commit_that_fails_is_retried_unit_by_unit(db: Database) -> None
 
 async def test_a_batch_holds_at_most_max_batch_units(db: Database) -> None:
     writer = BatchWriter(db, max_batch=4)
-    gate, gated = await held(writer)
+    gate, gated = await held(writer, db)
     units = [asyncio.create_task(writer.submit(insert(f"S{n}"))) for n in range(10)]
     await eventually(lambda: writer.pending == 10, "ten units queued")
     gate.open()
@@ -148,7 +147,7 @@ async def test_a_batch_holds_at_most_max_batch_units(db: Database) -> None:
 
 async def test_a_cancelled_submitter_does_not_cancel_its_batch(db: Database) -> None:
     writer = BatchWriter(db)
-    gate, gated = await held(writer)
+    gate, gated = await held(writer, db)
     cancelled = asyncio.create_task(writer.submit(insert("gone")))
     kept = asyncio.create_task(writer.submit(insert("kept")))
     await eventually(lambda: writer.pending == 2, "two units queued")
@@ -209,11 +208,11 @@ async def answer(ws: ClientConnection) -> list[Any]:
     return reply
 
 
-async def test_one_commit_answers_many_chargers(server: OcppServer, bridge: ChargerBridge) -> None:
+async def test_one_commit_answers_many_chargers(server: OcppServer, bridge: ChargerBridge, db: Database) -> None:
     names = [f"CP-{n:02d}" for n in range(12)]
     async with chargers_connected(server, names) as sockets:
         await eventually(lambda: all_attached(bridge, names), "the connects committed")
-        gate, gated = await held(bridge.writer)
+        gate, gated = await held(bridge.writer, db)
         for n, ws in enumerate(sockets):
             await ws.send(status_call(n))
         await eventually(lambda: bridge.writer.pending == len(names), "every message waiting for the batch")
@@ -252,7 +251,7 @@ async def test_the_failing_message_gets_internal_error_the_rest_of_its_batch_is_
     names = ["CP-A", "CP-B", BAD, "CP-C"]
     async with chargers_connected(server, names) as sockets:
         await eventually(lambda: all_attached(bridge, names), "the connects committed")
-        gate, gated = await held(bridge.writer)
+        gate, gated = await held(bridge.writer, db)
         for n, ws in enumerate(sockets):
             await ws.send(status_call(n))
         await eventually(lambda: bridge.writer.pending == len(names), "every message waiting for the batch")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -51,7 +50,7 @@ async def test_creates_parent_dirs_and_keeps_path(db: Database, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("pragma", "expected"),
-    [("journal_mode", "wal"), ("synchronous", 2), ("busy_timeout", 5000), ("foreign_keys", 1)],
+    [("journal_mode", "wal"), ("synchronous", 2), ("busy_timeout", 0), ("foreign_keys", 1)],
 )
 async def test_pragmas_are_set(db: Database, pragma: str, expected: object) -> None:
     assert await scalar(db, f"PRAGMA {pragma}") == expected
@@ -221,23 +220,54 @@ async def test_units_never_interleave(db: Database) -> None:
     assert await scalar(db, "SELECT payload FROM accepted_station_info WHERE station_id = 'n'") == "20"
 
 
-async def test_a_cancelled_caller_leaves_its_unit_whole(db: Database) -> None:
-    started, release = threading.Event(), threading.Event()
+async def test_a_caller_cancelled_during_its_commit_leaves_its_unit_whole(db: Database) -> None:
+    ran: list[str] = []
 
-    def slow(tx: Tx) -> None:
+    def two_rows(tx: Tx) -> None:
         tx.execute(INSERT, ("s1",))
-        started.set()
-        release.wait(5)
         tx.execute(INSERT, ("s2",))
+        tx.on_commit(lambda: ran.append("committed"))
 
-    task = asyncio.create_task(db.write(slow))
-    assert await asyncio.to_thread(started.wait, 5)
+    task = asyncio.create_task(db.write(two_rows))
+    await asyncio.sleep(0)  # the unit ran; its COMMIT is on the store's thread
     task.cancel()
-    release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # the unit ran to its end on the database thread: both rows or none, never half
+    # the COMMIT completed (callbacks included) before the next unit could start
     assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 2
+    assert ran == ["committed"]
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's connection (the CLI, say) in the middle of a write."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+async def test_a_write_waits_for_another_process_without_blocking_the_loop(db: Database) -> None:
+    other = hold_write_lock(db.path)
+    write = asyncio.create_task(db.write(lambda tx: tx.execute(INSERT, ("s1",))))
+    ticks = 0
+    for _ in range(10):  # the loop keeps running while the write waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not write.done() and ticks == 10
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(write, 5)
+    assert await scalar(db, "SELECT count(*) FROM accepted_station_info") == 1
+
+
+async def test_a_write_gives_up_on_a_lock_held_too_long(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_S", 0.05)
+    other = hold_write_lock(db.path)
+    try:
+        with pytest.raises(StoreError, match="BEGIN IMMEDIATE failed: database is locked"):
+            await db.write(lambda tx: tx.execute(INSERT, ("s1",)))
+    finally:
+        other.close()
+    await db.write(lambda tx: tx.execute(INSERT, ("s2",)))  # the lock is free again: the store works on
 
 
 async def test_close_is_idempotent_and_final(opened: Opener, tmp_path: Path) -> None:
