@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 3.0
 MAINTENANCE_INTERVAL_S = 3600.0
 TIMER_INTERVAL_S = 5.0
+PUSH_OUTCOME_WITHIN_S = 0.005  # a push's outcome may wait this long for company in a commit (a drain: few fsyncs)
 
 
 class Listener(Protocol):
@@ -99,7 +101,7 @@ class App:
         stop: asyncio.Event,
         listeners: list[Listener],
     ) -> None:
-        uploader = self._uploader(db, outbox, send)
+        uploader = self._uploader(db, outbox, send, bridge)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
             group.create_task(self._watchdog(stop))
@@ -139,9 +141,11 @@ class App:
             stop_overrides=self.config.stop_reasons,
         )
 
-    def _uploader(self, db: Database, outbox: Outbox, send: Sender) -> Uploader:
+    def _uploader(self, db: Database, outbox: Outbox, send: Sender, bridge: ChargerBridge) -> Uploader:
+        """Its outcomes share the chargers' group commits (one writer for everything)."""
         policy = RetryPolicy(self.config.province.retry_initial_s, self.config.province.retry_max_s)
-        return Uploader(db, outbox, send, policy=policy, on_accepted=ACCEPT_HOOKS, clock=self._clock)
+        write = functools.partial(bridge.writer.submit, within_s=PUSH_OUTCOME_WITHIN_S)
+        return Uploader(db, outbox, send, policy=policy, on_accepted=ACCEPT_HOOKS, write=write, clock=self._clock)
 
     async def _watchdog(self, stop: asyncio.Event) -> None:
         interval = systemd.watchdog_interval_s()

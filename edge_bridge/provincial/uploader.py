@@ -1,15 +1,22 @@
 """Drains the outbox to the province (D17, D18).
 
 Rows of one ordering key (a connector, a station) go out one at a time in id order; different keys go out in
-parallel up to ``concurrency``. A transient failure backs the row off (1 s doubling to 5 minutes, with jitter,
-forever) and holds back the rows behind it; a permanent one dead-letters it with the reason. The loop sleeps until
-a row is enqueued, a delivery finishes or the next backed-off row is due: there is no polling.
+parallel, up to ``concurrency`` requests at once. A transient failure backs the row off (1 s doubling to 5 minutes,
+with jitter, forever) and holds back the rows behind it; a permanent one dead-letters it with the reason. The next
+row of a key goes out only after the outcome of the one before is committed, so a restart never sends a key out of
+order; a sender is free for another key as soon as its answer is in, so commits never hold back other requests.
+
+The uploader is the outbox's one consumer: it loads pending rows in id order, a bounded window at a time, and keeps
+them per key in memory (``lanes.Lanes``), so choosing the next push costs no query. Outcomes are written through
+``write`` (the daemon's group-commit writer: many marks, one COMMIT). It sleeps until a row is enqueued, a
+delivery finishes or the next backed-off row is due: there is no polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -18,17 +25,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge_bridge.errors import StoreError
 from edge_bridge.provincial.client import Outcome, PushResult
+from edge_bridge.provincial.lanes import Lanes
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CONCURRENCY = 8  # requests to the province in flight at once, each of a different key
 IDLE_RECHECK_S = 60.0  # backstop for rows requeued by another process (the CLI), which cannot wake this one
+LOAD_BATCH = 512  # pending rows read at once
+LOAD_LOW_WATER = 256  # read more when fewer than this are loaded
+LOAD_RETRY_S = 1.0  # after the store failed to read
 
 Sender = Callable[[str, bytes], Awaitable[PushResult]]
-AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]  # runs on the database thread
+AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]  # runs in the transaction that marks
+Write = Callable[[Callable[[Tx], set[int]]], Awaitable[set[int]]]  # a unit of work, returns once committed
 
 
 @dataclass(frozen=True)
@@ -53,73 +67,98 @@ class Uploader:
         send: Sender,
         *,
         policy: RetryPolicy = RetryPolicy(),
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
         on_accepted: Mapping[str, AcceptHook] | None = None,
+        write: Write | None = None,
         clock: Callable[[], datetime] = utc_now,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._db, self._outbox, self._send = db, outbox, send
+        self._outbox, self._send = outbox, send
+        self._write: Write = write or db.write
         self._policy, self._concurrency = policy, concurrency
         self._hooks = dict(on_accepted or {})
         self._clock, self._rand = clock, rand
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._finished = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._lanes = Lanes()
+        self._more = True  # rows may exist beyond what was loaded
+        self._rescan = False  # rows may have been requeued behind what was loaded
+        self._load_wanted = asyncio.Event()  # wakes the loader
+        self._ready = asyncio.Event()  # wakes idle senders: rows were loaded or a key was freed
+        self._outcomes: list[_Outcome] = []  # answers whose outcome is not stored yet
+        self._storing = False  # a task stores them
+        self._group = asyncio.TaskGroup()  # senders, loader, outcome storing: run() ends with the last of them
+        self._stopping = False
+        outbox.on_work(self._on_work)
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Pushes taken and not finished: sending, or waiting for their outcome's commit."""
+        return self._lanes.busy
 
     async def run(self) -> None:
-        """Deliver until :meth:`stop`; returns once the in-flight deliveries have finished."""
-        async with asyncio.TaskGroup() as group:
-            while not self._stopping.is_set():
-                for row in await self._claim():
-                    self._in_flight[row.key] = group.create_task(self._deliver(row))
-                await self._sleep()
+        """Deliver until :meth:`stop`; returns once the deliveries in flight have finished."""
+        async with self._group:
+            for _ in range(self._concurrency):
+                self._group.create_task(self._sender())
+            await self._loader()
 
     def stop(self) -> None:
-        """Claim nothing more; :meth:`run` returns when the deliveries in flight are done."""
-        self._stopping.set()
+        """Take nothing more; :meth:`run` returns when the deliveries in flight are done."""
+        self._stopping = True
+        self._load_wanted.set()
+        self._ready.set()
 
-    async def _claim(self) -> list[OutboxRow]:
-        free = self._concurrency - len(self._in_flight)
-        if free <= 0:
-            return []
-        return await self._outbox.claim(self._clock(), set(self._in_flight), free)
+    def _on_work(self, requeued: bool) -> None:
+        self._more = True
+        self._rescan = self._rescan or requeued  # a requeue puts back ids below what was loaded
+        self._load_wanted.set()
 
-    async def _sleep(self) -> None:
-        timeout = await self._until_next_due()
-        if timeout == 0:
-            return
-        waiters = [
-            asyncio.ensure_future(self._outbox.wait(timeout)),
-            asyncio.ensure_future(self._finished.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
-        self._finished.clear()
+    async def _loader(self) -> None:
+        """Keep the lanes filled: read more when few rows are loaded and more exist; rescan after a requeue."""
+        while not self._stopping:
+            self._load_wanted.clear()
+            try:
+                await self._load()
+            except StoreError as exc:  # what is loaded goes on; reading is tried again shortly
+                log.error("outbox_load_failed", extra={"error": str(exc)})
+                await asyncio.sleep(LOAD_RETRY_S)
+                continue
+            self._ready.set()
+            if not await _wait(self._load_wanted, IDLE_RECHECK_S):  # the backstop for a requeue by the CLI
+                self._rescan = self._more = True
 
-    async def _until_next_due(self) -> float:
-        if len(self._in_flight) >= self._concurrency:
-            return IDLE_RECHECK_S
-        due = await self._outbox.next_due(set(self._in_flight))
+    async def _load(self) -> None:
+        if self._rescan:
+            self._rescan = False
+            self._lanes.add(await self._outbox.pending_upto(self._lanes.loaded_upto))
+        while self._more and len(self._lanes) < LOAD_LOW_WATER:
+            rows = await self._outbox.pending_after(self._lanes.loaded_upto, LOAD_BATCH)
+            self._more = len(rows) == LOAD_BATCH
+            self._lanes.add(rows)
+
+    async def _sender(self) -> None:
+        """One request at a time, the oldest head that may go, until stopped."""
+        while not self._stopping:
+            self._ready.clear()  # before looking: a key freed from now on sets it again
+            taken = self._lanes.take(self._clock(), 1)
+            if self._more and len(self._lanes) < LOAD_LOW_WATER:
+                self._load_wanted.set()
+            if taken:
+                await self._deliver(taken[0])
+            else:
+                await _wait(self._ready, self._until_due())
+
+    def _until_due(self) -> float:
+        due = self._lanes.next_due()
         if due is None:
             return IDLE_RECHECK_S
         return min(IDLE_RECHECK_S, max(0.0, (due - self._clock()).total_seconds()))
 
     async def _deliver(self, row: OutboxRow) -> None:
-        try:
-            result = await self._send_safely(row)
-            await self._record(row, result)
-        finally:
-            del self._in_flight[row.key]
-            self._finished.set()
+        result = await self._send_safely(row)
+        self._outcomes.append(self._outcome(row, result))
+        if not self._storing:
+            self._storing = True
+            self._group.create_task(self._store_outcomes())
 
     async def _send_safely(self, row: OutboxRow) -> PushResult:
         try:
@@ -128,30 +167,86 @@ class Uploader:
             log.exception("push_failed_unexpectedly", extra={"interface": row.interface, "row": row.id})
             return PushResult(Outcome.TRANSIENT, f"internal error: {type(exc).__name__}")
 
-    async def _record(self, row: OutboxRow, result: PushResult) -> None:
+    def _outcome(self, row: OutboxRow, result: PushResult) -> _Outcome:
+        """What the answer means for ``row``, logged."""
         now = self._clock()
         fields = {"interface": row.interface, "key": row.key, "row": row.id, "attempts": row.attempts + 1}
         if result.outcome is Outcome.ACCEPTED:
-            await self._accept(row, result, now)
-            log.info("push_accepted", extra=fields)
-        elif result.outcome is Outcome.PERMANENT:
-            await self._outbox.mark_dead(row.id, now, result.reason)
+            log.debug("push_accepted", extra=fields)
+            return _Outcome(row, result, now, None)
+        if result.outcome is Outcome.PERMANENT:
             log.error("push_dead_lettered", extra={**fields, "reason": result.reason})
-        else:
-            delay = self._policy.delay(row.attempts + 1, self._rand())
-            await self._outbox.mark_retry(row.id, now, now + timedelta(seconds=delay), result.reason)
-            log.warning("push_retry", extra={**fields, "reason": result.reason, "delay_s": round(delay, 1)})
+            return _Outcome(row, result, now, None)
+        delay = self._policy.delay(row.attempts + 1, self._rand())
+        log.warning("push_retry", extra={**fields, "reason": result.reason, "delay_s": round(delay, 1)})
+        return _Outcome(row, result, now, now + timedelta(seconds=delay))
 
-    async def _accept(self, row: OutboxRow, result: PushResult, now: datetime) -> None:
-        response = json.dumps(result.data, ensure_ascii=False, default=str) if result.data is not None else None
-        hook = self._hooks.get(row.interface)
+    async def _store_outcomes(self) -> None:
+        """Store the outcomes gathered so far in one unit of work, then free their keys; again while more came.
+        A key's next row goes out only once its row's outcome is committed (D18 across a restart)."""
+        try:
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes, []
+                try:
+                    failed = await self._write(functools.partial(self._record, batch=batch))
+                except Exception as exc:  # not stored: each row goes out again later (at-least-once)
+                    log.error("push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
+                    failed = {outcome.row.id for outcome in batch}
+                for outcome in batch:
+                    retry_at = self._backoff(outcome.row) if outcome.row.id in failed else outcome.retry_at
+                    self._lanes.finished(outcome.row, retry_at)
+                self._ready.set()
+        finally:
+            self._storing = False
 
-        def accept(tx: Tx) -> None:
-            Outbox.mark_sent_in(tx, row.id, now, response)
-            if hook is not None:
-                hook(tx, row, result.data)
+    def _backoff(self, row: OutboxRow) -> datetime:
+        return self._clock() + timedelta(seconds=self._policy.delay(row.attempts + 1, self._rand()))
 
-        await self._db.write(accept)
+    def _record(self, tx: Tx, *, batch: list[_Outcome]) -> set[int]:
+        """Mark every row of ``batch`` (accept hooks included) in ``tx``; the ids that could not be marked."""
+        plain = [o for o in batch if o.result.outcome is Outcome.ACCEPTED and o.row.interface not in self._hooks]
+        Outbox.mark_sent_many(tx, [(o.row.id, o.at, _response(o.result)) for o in plain])
+        done = {o.row.id for o in plain}
+        return {o.row.id for o in batch if o.row.id not in done and not self._record_one(tx, o)}
+
+    def _record_one(self, tx: Tx, outcome: _Outcome) -> bool:
+        row, result, now = outcome.row, outcome.result, outcome.at
+        try:
+            with tx.savepoint():
+                if result.outcome is Outcome.ACCEPTED:
+                    Outbox.mark_sent_in(tx, row.id, now, _response(result))
+                    self._hooks[row.interface](tx, row, result.data)
+                elif outcome.retry_at is None:
+                    Outbox.mark_dead_in(tx, row.id, now, result.reason)
+                else:
+                    Outbox.mark_retry_in(tx, row.id, now, outcome.retry_at, result.reason)
+        except Exception as exc:  # this row's outcome is undone alone; it goes out again later
+            fields = {"interface": row.interface, "row": row.id, "error": str(exc)}
+            log.error("push_mark_failed", extra=fields, exc_info=not isinstance(exc, StoreError))
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    row: OutboxRow
+    result: PushResult
+    at: datetime
+    retry_at: datetime | None  # None: done with (sent or dead)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:  # noqa: ASYNC109 - a sleep until the next due row
+    """Whether ``event`` was set within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _response(result: PushResult) -> str | None:
+    return None if result.data is None else json.dumps(result.data, ensure_ascii=False, default=str)
 
 
 async def drain(uploader: Uploader, task: asyncio.Task[None], timeout_s: float) -> None:

@@ -1,17 +1,16 @@
 """The durable outbox: the one owner of every outbox write (procrastinate's manager, on SQLite).
 
-Rows of one key go out in id order (D18): only the lowest pending id of a key (its head) is ever claimable,
-so a head waiting for its retry holds back the rest of its key. Sent and dead rows hold nothing back.
-``attempts`` counts delivery attempts, the successful one included. Claiming does not write: the caller
-leases a key by passing it in ``busy_keys`` until it has marked the row.
+Rows of one key go out in id order (D18); ids are never reused, so they order each key. Reading pending rows
+does not write: the uploader (the one consumer) keeps what it loaded in memory (``provincial/lanes.py``) and marks
+each row sent, retried or dead. Sent and dead rows hold nothing back. ``attempts`` counts delivery attempts, the
+successful one included. Whoever waits for work registers with ``on_work``: it is called after every COMMIT that
+enqueued or requeued rows.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Collection, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,20 +24,9 @@ INSERT INTO outbox (interface, key, payload, state, attempts, created_at, next_a
 VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4)
 """
 
-# heads (lowest pending id per key) of the keys not in the JSON array ?1
-HEADS = """
-SELECT o.* FROM outbox AS o
-JOIN (SELECT MIN(id) AS head_id FROM outbox WHERE state = 'pending' GROUP BY key) AS h ON o.id = h.head_id
-WHERE o.key NOT IN (SELECT value FROM json_each(?1))
-"""
-
-CLAIM = HEADS + " AND o.next_attempt_at <= ?2 ORDER BY o.id LIMIT ?3"
-
-NEXT_DUE = """
-SELECT MIN(o.next_attempt_at) FROM outbox AS o
-JOIN (SELECT MIN(id) AS head_id FROM outbox WHERE state = 'pending' GROUP BY key) AS h ON o.id = h.head_id
-WHERE o.key NOT IN (SELECT value FROM json_each(?1))
-"""
+# pending rows in id order, after the ones already loaded (?1) or up to them (?2: rows requeued since)
+PENDING_AFTER = "SELECT * FROM outbox WHERE state = 'pending' AND id > ?1 ORDER BY id LIMIT ?2"
+PENDING_UPTO = "SELECT * FROM outbox WHERE state = 'pending' AND id <= ?1 ORDER BY id"
 
 MARK_SENT = """
 UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?2, updated_at = ?2, response = ?3,
@@ -117,60 +105,74 @@ class Outbox:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._work = asyncio.Event()
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def on_work(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(requeued)`` (on the event loop) after each COMMIT that enqueued rows (False) or put
+        dead rows back (True: their ids are older than rows enqueued since)."""
+        self._listeners.append(listener)
+
+    def _notify(self, requeued: bool = False) -> None:
+        for listener in self._listeners:
+            listener(requeued)
 
     def enqueue(self, tx: Tx, interface: str, key: str, payload: str, now: datetime) -> int:
-        """Insert a pending row due ``now``; waiters wake once ``tx`` commits. Returns the row id."""
+        """Insert a pending row due ``now``; listeners hear of it once ``tx`` commits. Returns the row id."""
         cursor = tx.execute(ENQUEUE, (interface, key, payload, to_db(now)))
-        tx.on_commit(self._work.set)
+        tx.on_commit(self._notify)
         if cursor.lastrowid is None:
             raise StoreError("outbox insert returned no id")
         return cursor.lastrowid
 
-    async def claim(self, now: datetime, busy_keys: Collection[str], limit: int) -> list[OutboxRow]:
-        """The due heads of keys not in ``busy_keys``, lowest id first, at most ``limit``."""
-        params = (_json(busy_keys), to_db(now), limit)
-        return await self._db.read(lambda tx: [_row(row) for row in tx.fetchall(CLAIM, params)])
+    async def pending_after(self, after_id: int, limit: int) -> list[OutboxRow]:
+        """Pending rows with an id above ``after_id``, lowest first, at most ``limit``."""
+        return await self._db.read(lambda tx: [_row(r) for r in tx.fetchall(PENDING_AFTER, (after_id, limit))])
 
-    async def next_due(self, busy_keys: Collection[str]) -> datetime | None:
-        """The earliest ``next_attempt_at`` among heads of keys not in ``busy_keys``; None if none."""
-        row = await self._db.read(lambda tx: tx.fetchone(NEXT_DUE, (_json(busy_keys),)))
-        return None if row is None else _maybe_time(row[0])
+    async def pending_upto(self, upto_id: int) -> list[OutboxRow]:
+        """Every pending row with an id up to ``upto_id`` (to find rows requeued behind what was loaded)."""
+        return await self._db.read(lambda tx: [_row(r) for r in tx.fetchall(PENDING_UPTO, (upto_id,))])
 
     async def mark_sent(self, id: int, now: datetime, response: str | None) -> None:
         """The province accepted row ``id``."""
         await self._db.write(lambda tx: self.mark_sent_in(tx, id, now, response))
 
-    @staticmethod
-    def mark_sent_in(tx: Tx, id: int, now: datetime, response: str | None) -> None:
-        """The province accepted row ``id``, in the caller's transaction (with the accept hook)."""
-        _mark_in(tx, MARK_SENT, (id, to_db(now), response))
-
     async def mark_retry(self, id: int, now: datetime, next_attempt_at: datetime, error: str) -> None:
         """Row ``id`` failed for now: try again at ``next_attempt_at``."""
-        params = (id, to_db(now), to_db(next_attempt_at), error)
-        await self._db.write(lambda tx: _mark_in(tx, MARK_RETRY, params))
+        await self._db.write(lambda tx: self.mark_retry_in(tx, id, now, next_attempt_at, error))
 
     async def mark_dead(self, id: int, now: datetime, reason: str) -> None:
         """Row ``id`` will not succeed: dead-letter it with ``reason``."""
-        await self._db.write(lambda tx: _mark_in(tx, MARK_DEAD, (id, to_db(now), reason)))
+        await self._db.write(lambda tx: self.mark_dead_in(tx, id, now, reason))
+
+    @staticmethod
+    def mark_sent_in(tx: Tx, id: int, now: datetime, response: str | None) -> None:
+        """``mark_sent`` in the caller's transaction (with the accept hook)."""
+        _mark_in(tx, MARK_SENT, (id, to_db(now), response))
+
+    @staticmethod
+    def mark_sent_many(tx: Tx, rows: Sequence[tuple[int, datetime, str | None]]) -> int:
+        """``mark_sent_in`` for many (id, now, response) at once; the number of rows marked."""
+        return tx.executemany(MARK_SENT, [(id, to_db(now), response) for id, now, response in rows]).rowcount
+
+    @staticmethod
+    def mark_retry_in(tx: Tx, id: int, now: datetime, next_attempt_at: datetime, error: str) -> None:
+        """``mark_retry`` in the caller's transaction."""
+        _mark_in(tx, MARK_RETRY, (id, to_db(now), to_db(next_attempt_at), error))
+
+    @staticmethod
+    def mark_dead_in(tx: Tx, id: int, now: datetime, reason: str) -> None:
+        """``mark_dead`` in the caller's transaction."""
+        _mark_in(tx, MARK_DEAD, (id, to_db(now), reason))
 
     async def requeue(self, ids: Sequence[int] | None, now: datetime) -> int:
         """Dead rows (all of them when ``ids`` is None) back to pending, due ``now``. Returns the count."""
         wanted = None if ids is None else json.dumps(list(ids))
 
         def requeue(tx: Tx) -> int:
-            tx.on_commit(self._work.set)
+            tx.on_commit(lambda: self._notify(requeued=True))
             return tx.execute(REQUEUE, (to_db(now), wanted)).rowcount
 
         return await self._db.write(requeue)
-
-    async def wait(self, timeout: float | None) -> None:  # noqa: ASYNC109 - the uploader sleeps until next_due
-        """Return once something was enqueued or requeued since the last wait, or after ``timeout`` s."""
-        with suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._work.wait()
-        self._work.clear()
 
     @staticmethod
     def latest_pending_payload(tx: Tx, interface: str, key: str) -> str | None:
@@ -196,7 +198,3 @@ def _mark_in(tx: Tx, sql: str, params: Params) -> None:
     cursor = tx.execute(sql, params)
     if cursor.rowcount != 1:
         raise StoreError("outbox row is missing or not pending")
-
-
-def _json(keys: Collection[str]) -> str:
-    return json.dumps(list(keys))

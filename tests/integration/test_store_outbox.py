@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,10 +24,6 @@ def outbox(db: Database) -> Outbox:
 
 async def put(db: Database, outbox: Outbox, key: str, payload: str = "{}", now: datetime = T0) -> int:
     return await db.write(lambda tx: outbox.enqueue(tx, "notification_connector_status", key, payload, now))
-
-
-async def claimed(outbox: Outbox, now: datetime = T0, busy: frozenset[str] = frozenset()) -> list[int]:
-    return [row.id for row in await outbox.claim(now, busy, limit=10)]
 
 
 async def test_enqueue_stores_a_pending_row_due_now(db: Database, outbox: Outbox) -> None:
@@ -66,63 +60,30 @@ async def test_enqueue_rolls_back_with_its_transaction(db: Database, outbox: Out
     assert await outbox.rows() == []
 
 
-async def test_claim_returns_one_head_per_key_in_id_order(db: Database, outbox: Outbox) -> None:
-    b1 = await put(db, outbox, "B")
-    a1 = await put(db, outbox, "A")
-    await put(db, outbox, "A")
-    await put(db, outbox, "B")
-    assert await claimed(outbox) == [b1, a1]
+async def pending_ids(outbox: Outbox, after: int = 0, limit: int = 10) -> list[int]:
+    return [row.id for row in await outbox.pending_after(after, limit)]
 
 
-async def test_claim_respects_limit(db: Database, outbox: Outbox) -> None:
-    ids = [await put(db, outbox, key) for key in ("A", "B", "C")]
-    assert [row.id for row in await outbox.claim(T0, (), limit=2)] == ids[:2]
+async def test_pending_after_reads_pending_rows_in_id_order_after_an_id(db: Database, outbox: Outbox) -> None:
+    a1, b1, a2, b2 = [await put(db, outbox, key) for key in ("A", "B", "A", "B")]
+    assert await pending_ids(outbox) == [a1, b1, a2, b2]
+    assert await pending_ids(outbox, after=b1) == [a2, b2]
+    assert await pending_ids(outbox, limit=3) == [a1, b1, a2]
 
 
-async def test_backed_off_head_blocks_its_key_only(db: Database, outbox: Outbox) -> None:
-    a1 = await put(db, outbox, "A")
-    await put(db, outbox, "A")
-    b1 = await put(db, outbox, "B")
-    await outbox.mark_retry(a1, T0, LATER, "timeout")
-    assert await claimed(outbox) == [b1]
-    assert await claimed(outbox, now=LATER) == [a1, b1]
-
-
-async def test_later_row_never_overtakes_a_head_not_yet_due(db: Database, outbox: Outbox) -> None:
-    a1 = await put(db, outbox, "A")
-    await outbox.mark_retry(a1, T0, LATER, "timeout")
-    await put(db, outbox, "A", now=LATER)  # due at LATER as well
-    assert await claimed(outbox, now=LATER - timedelta(seconds=1)) == []
-    assert await claimed(outbox, now=LATER) == [a1]
-
-
-async def test_busy_keys_are_skipped(db: Database, outbox: Outbox) -> None:
-    await put(db, outbox, "A")
-    b1 = await put(db, outbox, "B")
-    assert await claimed(outbox, busy=frozenset({"A"})) == [b1]
-    assert await claimed(outbox, busy=frozenset({"A", "B"})) == []
-
-
-async def test_dead_and_sent_rows_do_not_block(db: Database, outbox: Outbox) -> None:
-    a1 = await put(db, outbox, "A")
-    a2 = await put(db, outbox, "A")
-    a3 = await put(db, outbox, "A")
+async def test_pending_after_skips_sent_and_dead_rows(db: Database, outbox: Outbox) -> None:
+    a1, a2, a3 = [await put(db, outbox, "A") for _ in range(3)]
     await outbox.mark_dead(a1, T0, "Ret 4004")
-    assert await claimed(outbox) == [a2]
-    await outbox.mark_sent(a2, T0, '{"Ret": 0}')
-    assert await claimed(outbox) == [a3]
+    await outbox.mark_sent(a2, T0, None)
+    assert await pending_ids(outbox) == [a3]
 
 
-async def test_next_due(db: Database, outbox: Outbox) -> None:
-    assert await outbox.next_due(()) is None
-    a1 = await put(db, outbox, "A")
-    await put(db, outbox, "A", now=T0 + timedelta(seconds=1))
-    b1 = await put(db, outbox, "B", now=T0 + timedelta(minutes=1))
-    await outbox.mark_retry(a1, T0, LATER, "timeout")
-    assert await outbox.next_due(()) == T0 + timedelta(minutes=1)
-    assert await outbox.next_due({"B"}) == LATER
-    await outbox.mark_sent(b1, T0, None)
-    assert await outbox.next_due({"A"}) is None
+async def test_pending_upto_finds_rows_requeued_behind_what_was_loaded(db: Database, outbox: Outbox) -> None:
+    a1, a2, a3 = [await put(db, outbox, "A") for _ in range(3)]
+    await outbox.mark_dead(a1, T0, "Ret 4004")
+    await outbox.requeue([a1], LATER)
+    assert [row.id for row in await outbox.pending_upto(a2)] == [a1, a2]
+    assert a3 not in [row.id for row in await outbox.pending_upto(a2)]
 
 
 async def test_mark_retry_and_dead_record_the_failure(db: Database, outbox: Outbox) -> None:
@@ -178,7 +139,7 @@ async def test_requeue_selected_dead_rows(db: Database, outbox: Outbox) -> None:
     by_id = {row.id: row for row in await outbox.rows()}
     assert [by_id[i].state for i in ids] == ["pending", "pending", "dead"]
     assert (by_id[ids[0]].next_attempt_at, by_id[ids[0]].attempts) == (LATER, 0)
-    assert await claimed(outbox, now=LATER) == ids[:2]
+    assert await pending_ids(outbox) == ids[:2]
 
 
 async def test_requeue_all_leaves_sent_rows_alone(db: Database, outbox: Outbox) -> None:
@@ -202,7 +163,8 @@ async def test_rows_survive_close_and_reopen(opened: Opener, tmp_path: Path) -> 
     await first.close()
     again = Outbox(await opened(path))
     assert await again.rows() == before
-    assert await claimed(again, now=LATER) == [row_id]
+    (head, _) = await again.pending_after(0, 10)
+    assert (head.id, head.attempts, head.next_attempt_at) == (row_id, 1, LATER)
 
 
 async def test_counts_has_every_state(db: Database, outbox: Outbox) -> None:
@@ -237,56 +199,35 @@ async def test_ids_are_never_reused(db: Database, outbox: Outbox) -> None:
     assert await put(db, outbox, "A") > first
 
 
-async def elapsed(waiting: Awaitable[None]) -> float:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    await waiting
-    return loop.time() - start
+class Heard:
+    """An ``on_work`` listener: what it was told, in order."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.calls: list[bool] = []
+        outbox.on_work(self.calls.append)
 
 
-# A wake-up must come within WOKEN_WITHIN_S (a hang guard); the wait's own timeout is far longer, so returning by
-# itself is never mistaken for being woken.
-WOKEN_WITHIN_S = 10.0
-WAIT_S = 60.0
-
-
-async def test_wait_times_out_when_nothing_happens(outbox: Outbox) -> None:
-    assert await elapsed(outbox.wait(0.05)) >= 0.05
-
-
-async def test_wait_wakes_on_enqueue_only_after_commit(db: Database, outbox: Outbox) -> None:
-    waiter = asyncio.create_task(outbox.wait(WAIT_S))
-    release = threading.Event()
+async def test_listeners_hear_of_an_enqueue_only_after_its_commit(db: Database, outbox: Outbox) -> None:
+    heard = Heard(outbox)
 
     def enqueue(tx: Tx) -> None:
         outbox.enqueue(tx, "i", "A", "{}", T0)
-        release.wait(5)  # on the database thread, before COMMIT; the loop runs meanwhile
+        assert heard.calls == []  # enqueued, not committed
 
-    write = asyncio.create_task(db.write(enqueue))
-    await asyncio.sleep(0.05)
-    assert not waiter.done()  # enqueued, not committed
-    release.set()
-    await write
-    await asyncio.wait_for(waiter, WOKEN_WITHIN_S)
+    await db.write(enqueue)
+    assert heard.calls == [False]
 
 
-async def test_wait_returns_at_once_for_work_before_it_and_then_clears(db: Database, outbox: Outbox) -> None:
-    await put(db, outbox, "A")
-    await asyncio.wait_for(outbox.wait(WAIT_S), WOKEN_WITHIN_S)
-    assert await elapsed(outbox.wait(0.05)) >= 0.05
-
-
-async def test_rolled_back_enqueue_does_not_wake(db: Database, outbox: Outbox) -> None:
+async def test_a_rolled_back_enqueue_is_not_heard(db: Database, outbox: Outbox) -> None:
+    heard = Heard(outbox)
     with pytest.raises(RuntimeError):
         await db.write(enqueue_then_fail(outbox))
-    assert await elapsed(outbox.wait(0.05)) >= 0.05
+    assert heard.calls == []
 
 
-async def test_requeue_wakes(db: Database, outbox: Outbox) -> None:
+async def test_a_requeue_is_heard_as_one(db: Database, outbox: Outbox) -> None:
     row_id = await put(db, outbox, "A")
     await outbox.mark_dead(row_id, T0, "x")
-    await outbox.wait(0)
-    waiter = asyncio.create_task(outbox.wait(WAIT_S))
-    await asyncio.sleep(0)
+    heard = Heard(outbox)
     await outbox.requeue(None, LATER)
-    await asyncio.wait_for(waiter, WOKEN_WITHIN_S)
+    assert heard.calls == [True]

@@ -198,3 +198,68 @@ async def test_an_exception_in_the_sender_is_a_transient_failure_not_a_crash(db:
     await eventually(sent, "the row marked sent", timeout_s=5)
     (row,) = await outbox.rows("sent")
     assert (row.attempts, calls) == (2, 2)
+
+
+async def test_the_outcomes_of_pushes_answered_together_share_one_commit(db: Database) -> None:
+    outbox = Outbox(db)
+    for key in "ABCDEFGH":
+        await enqueue(db, outbox, key, 1)
+    gate = asyncio.Event()
+    sender = Recorder(gate=gate)
+    uploader = Uploader(db, outbox, sender, policy=FAST, concurrency=8)
+    task = asyncio.create_task(uploader.run())
+    await eventually(lambda: sender.concurrent == 8, "eight pushes in flight", timeout_s=5)
+    before = db.commits
+    gate.set()  # all eight answers arrive at once
+
+    async def all_sent() -> bool:
+        return (await outbox.counts())["sent"] == 8
+
+    await eventually(all_sent, "every row marked sent", timeout_s=5)
+    assert db.commits - before == 1
+    await drain(uploader, task, 2.0)
+
+
+async def test_a_failing_accept_hook_undoes_its_row_alone_and_it_goes_out_again(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "S1", 1, interface="notification_stationInfo")
+    await enqueue(db, outbox, "A", 2)
+    failures = [RuntimeError("hook bug")]
+
+    def hook(tx: Tx, row: OutboxRow, answer: Mapping[str, Any] | None) -> None:
+        tx.execute("INSERT INTO accepted_station_info VALUES ('S1', '{}', 'x')")
+        if failures:
+            raise failures.pop()
+
+    sender = Recorder()
+    uploader = Uploader(db, outbox, sender, policy=FAST, on_accepted={"notification_stationInfo": hook})
+    await run_until(uploader, lambda: sender.sent.count(("S1", 0)) == 2 and len(sender.sent) == 4)
+
+    async def all_sent() -> bool:
+        return (await outbox.counts())["sent"] == 3
+
+    await eventually(all_sent, "every row marked sent", timeout_s=5)
+    assert sorted(sender.sent) == [("A", 0), ("A", 1), ("S1", 0), ("S1", 0)]  # the hook's row went out twice
+    stored = await db.read(lambda tx: tx.fetchall("SELECT station_id FROM accepted_station_info"))
+    assert [r["station_id"] for r in stored] == ["S1"]  # the failed hook's insert was undone with its mark
+
+
+async def test_a_dead_row_requeued_behind_loaded_rows_goes_out_first_in_its_key(db: Database) -> None:
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 1)
+    sender = Recorder({("A", 0): [Outcome.PERMANENT]})
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    task = asyncio.create_task(uploader.run())
+
+    async def dead() -> bool:
+        return (await outbox.counts())["dead"] == 1
+
+    await eventually(dead, "the row dead-lettered", timeout_s=5)
+    await outbox.requeue(None, utc_now())
+
+    async def sent() -> bool:
+        return (await outbox.counts())["sent"] == 1
+
+    await eventually(sent, "the requeued row sent", timeout_s=5)
+    assert sender.sent == [("A", 0), ("A", 0)]
+    await drain(uploader, task, 2.0)
