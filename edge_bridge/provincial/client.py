@@ -45,6 +45,7 @@ class PushResult:
     outcome: Outcome
     reason: str = ""
     data: Mapping[str, Any] | None = None  # the decrypted response Data, when there is one
+    answer: str | None = None  # that Data as the province encrypted it (stored with the row)
 
 
 # ---------------------------------------------------------------------------------------------------- pure
@@ -59,11 +60,13 @@ def classify_http(status: int) -> PushResult | None:
     return PushResult(Outcome.PERMANENT, f"HTTP {status}")
 
 
-def classify_ret(interface: str, response: codec.Response, data: Mapping[str, Any] | None) -> PushResult:
-    """What a province answer means for a push (D10, D17)."""
+def classify_ret(
+    interface: str, response: codec.Response, data: Mapping[str, Any] | None, answer: str | None = None
+) -> PushResult:
+    """What a province answer means for a push (D10, D17). ``answer``: the decrypted Data text, kept."""
     where = f"Ret {response.ret}" + (f" ({response.msg})" if response.msg else "")
     if response.ret == codec.RET_OK:
-        return _business_result(interface, data or {})
+        return _business_result(interface, data or {}, answer)
     if response.ret == codec.RET_TOKEN:
         return PushResult(Outcome.TOKEN_EXPIRED, where)
     if response.ret in TRANSIENT_RETS:
@@ -71,17 +74,17 @@ def classify_ret(interface: str, response: codec.Response, data: Mapping[str, An
     return PushResult(Outcome.PERMANENT, where if response.ret in PERMANENT_RETS else f"unexpected {where}")
 
 
-def _business_result(interface: str, data: Mapping[str, Any]) -> PushResult:
+def _business_result(interface: str, data: Mapping[str, Any], answer: str | None) -> PushResult:
     if interface == ORDER_INFO:
         confirm = _lenient_int(data.get("ConfirmResult"), -1)
         if confirm == 0:
-            return PushResult(Outcome.ACCEPTED, data=data)
+            return PushResult(Outcome.ACCEPTED, data=data, answer=answer)
         label = "disputed" if confirm == 1 else "not confirmed"
-        return PushResult(Outcome.PERMANENT, f"{label} (ConfirmResult {confirm!r})", data)
+        return PushResult(Outcome.PERMANENT, f"{label} (ConfirmResult {confirm!r})", data, answer)
     status = _lenient_int(data.get("Status"), 0)
     if status == 0:
-        return PushResult(Outcome.ACCEPTED, data=data)
-    return PushResult(Outcome.PERMANENT, f"discarded by the province (Status {status!r})", data)
+        return PushResult(Outcome.ACCEPTED, data=data, answer=answer)
+    return PushResult(Outcome.PERMANENT, f"discarded by the province (Status {status!r})", data, answer)
 
 
 def token_refresh_margin(lifetime_s: float) -> float:
@@ -131,6 +134,7 @@ class ProvinceClient:
         self._sig_lowercase = sig_lowercase
         self._clock = clock
         self._seq = codec.SeqCounter()
+        self._stamp = (-1, "")  # (second, its TimeStamp)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
@@ -165,14 +169,20 @@ class ProvinceClient:
         except CodecError as exc:
             return PushResult(Outcome.TRANSIENT, f"unreadable answer: {exc}")
         try:
-            data = codec.open_response(response, self._secrets)
+            answer = codec.open_response_text(response, self._secrets)
+            data = None if answer is None else codec.parse_data(answer)
         except CodecError as exc:
-            return PushResult(Outcome.PERMANENT, f"answer rejected: {exc}")
-        return classify_ret(interface, response, data)
+            if response.ret == codec.RET_OK:
+                return PushResult(Outcome.PERMANENT, f"answer rejected: {exc}")
+            answer = data = None  # a failure answer need not carry readable Data (§2.2)
+        return classify_ret(interface, response, data, answer)
 
     # ------------------------------------------------------------------------------------------------ tokens
 
     async def _current_token(self) -> str:
+        token = self._token
+        if token is not None and self._clock() < token.refresh_at:
+            return token.value
         async with self._token_lock:  # one refresh at a time (D5)
             if self._token is None or self._clock() >= self._token.refresh_at:
                 self._token = await self._fetch_token()
@@ -217,7 +227,7 @@ class ProvinceClient:
             payload_json,
             operator_id=self._operator_id,
             secrets=self._secrets,
-            timestamp=format_timestamp(now, self._tz),
+            timestamp=self._timestamp(now),
             seq=self._seq.next(now),
             lowercase_sig=self._sig_lowercase,
         )
@@ -226,14 +236,19 @@ class ProvinceClient:
             headers["Authorization"] = f"Bearer {token}"
         try:
             session = self._ensure_session()
-            async with session.post(
-                self._base_url + interface, data=codec.dumps(envelope.as_body()), headers=headers
-            ) as reply:
+            async with session.post(self._base_url + interface, data=envelope.to_json(), headers=headers) as reply:
                 return reply.status, await reply.read()
         except TimeoutError:
             raise TransientUploadError(f"{interface}: no answer within {self._timeout.total} s") from None
         except aiohttp.ClientError as exc:
             raise TransientUploadError(f"{interface}: {type(exc).__name__}: {exc}") from None
+
+    def _timestamp(self, now: datetime) -> str:
+        """The envelope TimeStamp, formatted once per second."""
+        second = int(now.timestamp())
+        if self._stamp[0] != second:
+            self._stamp = (second, format_timestamp(now, self._tz))
+        return self._stamp[1]
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:

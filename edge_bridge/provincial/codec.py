@@ -51,9 +51,12 @@ def _encode(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)  # one, not one per call as json.loads(..., parse_float=) builds
+
+
 def loads(raw: bytes) -> Any:
     """Parse UTF-8 JSON with ``Decimal`` for non-integer numbers."""
-    return json.loads(raw.decode("utf-8"), parse_float=Decimal)
+    return _DECODER.decode(raw.decode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------------- Seq
@@ -96,6 +99,10 @@ class RequestEnvelope:
             "Seq": self.seq,
             "Sig": self.sig,
         }
+
+    def to_json(self) -> bytes:
+        """The request body: five strings, so plain ``json.dumps`` (no Decimal walk)."""
+        return json.dumps(self.as_body(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def encode_request(
@@ -150,11 +157,23 @@ def verify_request(envelope: RequestEnvelope, secrets: Secrets) -> None:
 
 def decrypt_data(data: str, secrets: Secrets) -> dict[str, Any]:
     """D6 step 5: decrypt ``Data`` and parse it as a JSON object. Ret 4004 on failure."""
-    plaintext = decrypt(data, secrets)
+    return parse_data(decrypt_text(data, secrets))
+
+
+def decrypt_text(data: str, secrets: Secrets) -> str:
+    """Decrypt ``Data`` to its UTF-8 text. Ret 4004 on failure."""
     try:
-        doc = loads(plaintext)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError("decrypted Data is not UTF-8 JSON", RET_DATA) from exc
+        return decrypt(data, secrets).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CodecError("decrypted Data is not UTF-8", RET_DATA) from exc
+
+
+def parse_data(text: str) -> dict[str, Any]:
+    """A decrypted ``Data`` text as a JSON object. Ret 4004 on failure."""
+    try:
+        doc = _DECODER.decode(text)
+    except ValueError as exc:
+        raise CodecError("decrypted Data is not JSON", RET_DATA) from exc
     if not isinstance(doc, dict):
         raise CodecError("decrypted Data is not a JSON object", RET_DATA)
     return doc
@@ -212,18 +231,31 @@ def _read_ret(value: Any) -> tuple[str, int]:
 
 
 def open_response(response: Response, secrets: Secrets) -> dict[str, Any] | None:
-    """Verify and decrypt a response's Data.
+    """Verify and decrypt a response's Data (see :func:`open_response_text`), parsed."""
+    text = open_response_text(response, secrets)
+    if text is None:
+        return None
+    if response.ret != RET_OK:
+        try:
+            return parse_data(text)
+        except CodecError:
+            return None
+    return parse_data(text)
+
+
+def open_response_text(response: Response, secrets: Secrets) -> str | None:
+    """Verify and decrypt a response's Data, as the text the other side encrypted.
 
     On ``Ret == 0`` the Sig must match and the Data must decrypt. On any other Ret neither is required (§2.2): the
     Data is returned if it happens to decrypt, else None.
     """
     if response.ret != RET_OK:
         try:
-            return decrypt_data(response.data, secrets) if response.data else None
+            return decrypt_text(response.data, secrets) if response.data else None
         except CodecError:
             return None
     if not response.sig or not signature_matches(response.signed_text(), response.sig, secrets):
         raise CodecError("response Sig does not match", RET_SIGNATURE)
     if not response.data:
         raise CodecError("successful response carries no Data")
-    return decrypt_data(response.data, secrets)
+    return decrypt_text(response.data, secrets)

@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from edge_bridge.timeutil import utc_now
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 8  # requests to the province in flight at once, each of a different key
+DEFAULT_CONCURRENCY = 16  # requests to the province in flight at once, each of a different key
 IDLE_RECHECK_S = 60.0  # backstop for rows requeued by another process (the CLI), which cannot wake this one
 LOAD_BATCH = 512  # pending rows read at once
 LOAD_LOW_WATER = 256  # read more when fewer than this are loaded
@@ -170,10 +171,10 @@ class Uploader:
     def _outcome(self, row: OutboxRow, result: PushResult) -> _Outcome:
         """What the answer means for ``row``, logged."""
         now = self._clock()
-        fields = {"interface": row.interface, "key": row.key, "row": row.id, "attempts": row.attempts + 1}
         if result.outcome is Outcome.ACCEPTED:
-            log.debug("push_accepted", extra=fields)
+            log.debug("push_accepted", extra={"interface": row.interface, "row": row.id})
             return _Outcome(row, result, now, None)
+        fields = {"interface": row.interface, "key": row.key, "row": row.id, "attempts": row.attempts + 1}
         if result.outcome is Outcome.PERMANENT:
             log.error("push_dead_lettered", extra={**fields, "reason": result.reason})
             return _Outcome(row, result, now, None)
@@ -203,10 +204,14 @@ class Uploader:
         return self._clock() + timedelta(seconds=self._policy.delay(row.attempts + 1, self._rand()))
 
     def _record(self, tx: Tx, *, batch: list[_Outcome]) -> set[int]:
-        """Mark every row of ``batch`` (accept hooks included) in ``tx``; the ids that could not be marked."""
-        plain = [o for o in batch if o.result.outcome is Outcome.ACCEPTED and o.row.interface not in self._hooks]
-        Outbox.mark_sent_many(tx, [(o.row.id, o.at, _response(o.result)) for o in plain])
-        done = {o.row.id for o in plain}
+        """Mark every row of ``batch`` (accept hooks included) in ``tx``; the ids that could not be marked. Rows
+        accepted without a hook are marked sent together, at the time their outcomes are stored."""
+        plain: defaultdict[str | None, list[int]] = defaultdict(list)
+        for o in batch:
+            if o.result.outcome is Outcome.ACCEPTED and o.row.interface not in self._hooks:
+                plain[_response(o.result)].append(o.row.id)
+        Outbox.mark_sent_many(tx, plain, self._clock())
+        done = {row_id for ids in plain.values() for row_id in ids}
         return {o.row.id for o in batch if o.row.id not in done and not self._record_one(tx, o)}
 
     def _record_one(self, tx: Tx, outcome: _Outcome) -> bool:
@@ -246,7 +251,10 @@ async def _wait(event: asyncio.Event, timeout: float) -> bool:  # noqa: ASYNC109
 
 
 def _response(result: PushResult) -> str | None:
-    return None if result.data is None else json.dumps(result.data, ensure_ascii=False, default=str)
+    """The province's answer as it gave it (or as a sender that kept no text parsed it)."""
+    if result.answer is not None or result.data is None:
+        return result.answer
+    return json.dumps(result.data, ensure_ascii=False, default=str)
 
 
 async def drain(uploader: Uploader, task: asyncio.Task[None], timeout_s: float) -> None:

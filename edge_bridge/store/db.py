@@ -59,8 +59,10 @@ def to_db(moment: datetime) -> str:
     return plain.isoformat(timespec="microseconds") + "Z"
 
 
+@functools.lru_cache(maxsize=TIME_TEXT_CACHE)
 def from_db(text: str) -> datetime:
-    """The inverse of ``to_db``: aware UTC. Raises ValueError on any other shape."""
+    """The inverse of ``to_db``: aware UTC. Raises ValueError on any other shape. Cached: a row's times are often
+    equal (a new outbox row is created and due at the same moment)."""
     if len(text) != TIME_TEXT_LENGTH or not text.endswith("Z"):
         raise ValueError(f"not a stored UTC time: {text!r}")
     return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)

@@ -80,6 +80,9 @@ async def test_the_token_is_fetched_once_and_reused(config: Config, db: Database
     await rig.run_until_settled(6)
     assert province.tokens_issued == 1 and rig.client.tokens_fetched == 1
     assert len(province.accepted(STATUS)) == 6 and province.problems() == []
+    # each row keeps the province's answer as it came, decrypted, not re-serialized
+    answers = {row.response for row in await rig.outbox.rows("sent")}
+    assert answers == {codec.dumps({"Status": 0}).decode()}  # the mock's compact text, byte for byte
 
 
 async def test_a_4002_causes_one_refresh_and_one_retry(config: Config, db: Database, province: MockProvince) -> None:

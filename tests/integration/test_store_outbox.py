@@ -231,3 +231,19 @@ async def test_a_requeue_is_heard_as_one(db: Database, outbox: Outbox) -> None:
     heard = Heard(outbox)
     await outbox.requeue(None, LATER)
     assert heard.calls == [True]
+
+
+async def test_mark_sent_many_marks_each_group_with_its_answer_and_skips_rows_not_pending(
+    db: Database, outbox: Outbox
+) -> None:
+    a, b, c, dead = [await put(db, outbox, key) for key in ("A", "B", "C", "D")]
+    await outbox.mark_dead(dead, T0, "Ret 4004")
+    groups = {'{"Status":0}': [a, b], None: [c], '{"Status":0,"x":1}': [dead]}
+    assert await db.write(lambda tx: Outbox.mark_sent_many(tx, groups, LATER)) == 3
+    by_id = {row.id: row for row in await outbox.rows()}
+    assert [(by_id[i].state, by_id[i].response, by_id[i].sent_at, by_id[i].attempts) for i in (a, b, c)] == [
+        ("sent", '{"Status":0}', LATER, 1),
+        ("sent", '{"Status":0}', LATER, 1),
+        ("sent", None, LATER, 1),
+    ]
+    assert (by_id[dead].state, by_id[dead].response) == ("dead", None)
