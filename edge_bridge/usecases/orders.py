@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_bridge.domain import order_rules
 from edge_bridge.domain.order_rules import OrderStep
-from edge_bridge.domain.orders import build_order
+from edge_bridge.domain.orders import Order, build_order
 from edge_bridge.domain.places import ConnectorPlace
 from edge_bridge.domain.sessions import Session, add_flags
 from edge_bridge.store import orders
@@ -35,10 +35,15 @@ def session_written(ctx: Context, tx: Tx, session: Session, now: datetime) -> No
         _not_ordered(ctx, tx, session.id, session, step)
 
 
-def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place: ConnectorPlace, now: datetime) -> None:
-    registers = orders.session_registers(tx, session_id)
+def order_of(ctx: Context, tx: Tx, session: Session, place: ConnectorPlace) -> Order:
+    """The order of a stored, finished session: its register readings, split by its station's tariff (D12, D13)."""
+    registers = orders.session_registers(tx, session.id or 0)
     finished = order_rules.finished_session(session, place.connector_id, registers)
-    order = build_order(finished, place.station.tariff, ctx.tz, ctx.seq_prefix, ctx.stop_overrides)
+    return build_order(finished, place.station.tariff, ctx.tz, ctx.seq_prefix, ctx.stop_overrides)
+
+
+def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place: ConnectorPlace, now: datetime) -> None:
+    order = order_of(ctx, tx, session, place)
     (outbox_id,) = ctx.push(tx, (order_rules.order_push(order),), now)
     orders.set_order(tx, session_id, order_rules.QUEUED, order.start_charge_seq, outbox_id)
     fields = {"charger": session.charger, "session": session_id, "start_charge_seq": order.start_charge_seq}

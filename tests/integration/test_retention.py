@@ -92,3 +92,16 @@ async def test_the_daemon_purges_at_start_up(config: Config, clock: Clock, opene
         stop.set()
         async with asyncio.timeout(10):
             await task
+
+
+async def test_a_purge_goes_chunk_by_chunk_until_nothing_is_left(bridge: ChargerBridge, db: Database) -> None:
+    await fill(bridge)
+    await execute(db, "UPDATE sessions SET order_state = 'accepted' WHERE state = 'finished'")  # both may go
+    before = await count(db, "SELECT count(*) FROM meter_samples")
+    chunks: list[Purged] = []
+    while not chunks or chunks[-1].more:
+        chunks.append(await db.write(lambda t: purge(t, at(10_000), at(10_000), chunk=1, session_chunk=1)))
+    assert len(chunks) > 2 and all(c.sessions <= 1 and c.status_reports <= 1 for c in chunks)
+    total = sum(chunks[1:], chunks[0])
+    assert total.sessions == 2 and total.samples == before - await count(db, "SELECT count(*) FROM meter_samples")
+    assert await count(db, "SELECT count(*) FROM sessions WHERE state = 'finished'") == 0

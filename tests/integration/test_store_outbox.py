@@ -192,6 +192,15 @@ async def test_purge_sent_older_than(db: Database, outbox: Outbox) -> None:
     assert sorted(row.id for row in await outbox.rows()) == [new, pending]
 
 
+async def test_purge_sent_goes_chunk_by_chunk(db: Database, outbox: Outbox) -> None:
+    rows = [await put(db, outbox, key) for key in ("A", "B", "C")]
+    for row_id in rows:
+        await outbox.mark_sent(row_id, T0, None)
+    commits = db.commits
+    assert await outbox.purge_sent(LATER, chunk=2) == 3
+    assert db.commits - commits == 2 and await outbox.rows() == []
+
+
 async def test_ids_are_never_reused(db: Database, outbox: Outbox) -> None:
     first = await put(db, outbox, "A")
     await outbox.mark_sent(first, T0, None)

@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "edge_bridge"
 
-PURE = ["domain/*.py", "charger/normalize.py", "charger/meter.py", "provincial/codec.py"]
+PURE = ["domain/*.py", "charger/normalize.py", "charger/meter.py", "provincial/codec.py", "provincial/lanes.py"]
 IO_MODULES = {"asyncio", "aiohttp", "aiosqlite", "websockets", "ocpp", "socket", "sqlite3", "subprocess", "os"}
 HOMES = {  # a third-party library → the only modules that may import it
     "Crypto": ["provincial/crypto.py"],
