@@ -36,7 +36,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m simulators.demo --config $(CONFIG)
 
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench.ocpp_load
+	$(BIN)/python -m bench.suite
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
