@@ -158,6 +158,23 @@ async def test_a_cancelled_submitter_does_not_cancel_its_batch(db: Database) -> 
     assert await stations(db) == ["gone", "kept"]  # committed all the same: the answer just has nobody to go to
 
 
+async def test_a_unit_that_may_wait_rides_with_the_next_unit_that_may_not(db: Database) -> None:
+    writer = BatchWriter(db)
+    patient = asyncio.create_task(writer.submit(insert("patient"), within_s=60))
+    await asyncio.sleep(0.05)
+    assert not patient.done() and writer.pending == 1  # waiting for company, not committed alone
+    assert await writer.submit(insert("urgent")) == "urgent"
+    assert await asyncio.wait_for(patient, 5) == "patient"
+    assert writer.batches == 1  # one COMMIT for both
+
+
+async def test_a_unit_that_may_wait_goes_alone_when_its_time_is_up(db: Database) -> None:
+    writer = BatchWriter(db)
+    began = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(writer.submit(insert("patient"), within_s=0.1), 5) == "patient"
+    assert asyncio.get_running_loop().time() - began >= 0.1 and writer.batches == 1
+
+
 # ------------------------------------------------------------------------------------------------ over OCPP
 
 
