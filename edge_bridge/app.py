@@ -131,6 +131,7 @@ class App:
             self._notify("STOPPING=1")
             await _close_all(listeners)
             await drain(uploader, upload, self._drain_timeout_s)
+            await bridge.close()  # the outcomes of the last pushes share the writer: committed before the store closes
 
     def _client(self) -> ProvinceClient:
         p = self.config.province
