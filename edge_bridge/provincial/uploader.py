@@ -81,7 +81,7 @@ class Uploader:
         self._clock, self._rand = clock, rand
         self._lanes = Lanes()
         self._more = True  # rows may exist beyond what was loaded
-        self._rescan = False  # rows may have been requeued behind what was loaded
+        self._rescan_from: int | None = None  # rows may have been requeued behind what was loaded: look after this
         self._load_wanted = asyncio.Event()  # wakes the loader
         self._ready = asyncio.Event()  # wakes idle senders: rows were loaded or a key was freed
         self._outcomes: list[_Outcome] = []  # answers whose outcome is not stored yet
@@ -110,7 +110,8 @@ class Uploader:
 
     def _on_work(self, requeued: bool) -> None:
         self._more = True
-        self._rescan = self._rescan or requeued  # a requeue puts back ids below what was loaded
+        if requeued:  # a requeue puts back ids below what was loaded
+            self._rescan_from = 0
         self._load_wanted.set()
 
     async def _loader(self) -> None:
@@ -125,14 +126,20 @@ class Uploader:
                 continue
             self._ready.set()
             if not await _wait(self._load_wanted, IDLE_RECHECK_S):  # the backstop for a requeue by the CLI
-                self._rescan = self._more = True
+                self._on_work(requeued=True)
+
+    def _wants_load(self) -> bool:
+        return len(self._lanes) < LOAD_LOW_WATER and (self._more or self._rescan_from is not None)
 
     async def _load(self) -> None:
-        if self._rescan:
-            self._rescan = False
-            self._lanes.add(await self._outbox.pending_upto(self._lanes.loaded_upto))
-        while self._more and len(self._lanes) < LOAD_LOW_WATER:
-            rows = await self._outbox.pending_after(self._lanes.loaded_upto, LOAD_BATCH)
+        """Fill the lanes up to the low-water mark, a bounded page at a time: first the rows requeued behind what
+        was loaded (each goes first in its key, as its id says), then the newer rows."""
+        while self._rescan_from is not None and len(self._lanes) < LOAD_LOW_WATER:
+            rows = await self._outbox.pending(self._rescan_from, LOAD_BATCH, upto_id=self._lanes.loaded_upto)
+            self._lanes.add(rows)
+            self._rescan_from = rows[-1].id if len(rows) == LOAD_BATCH else None
+        while self._rescan_from is None and self._more and len(self._lanes) < LOAD_LOW_WATER:
+            rows = await self._outbox.pending(self._lanes.loaded_upto, LOAD_BATCH)
             self._more = len(rows) == LOAD_BATCH
             self._lanes.add(rows)
 
@@ -141,7 +148,7 @@ class Uploader:
         while not self._stopping:
             self._ready.clear()  # before looking: a key freed from now on sets it again
             taken = self._lanes.take(self._clock(), 1)
-            if self._more and len(self._lanes) < LOAD_LOW_WATER:
+            if self._wants_load():
                 self._load_wanted.set()
             if taken:
                 await self._deliver(taken[0])

@@ -24,9 +24,9 @@ INSERT INTO outbox (interface, key, payload, state, attempts, created_at, next_a
 VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4)
 """
 
-# pending rows in id order, after the ones already loaded (?1) or up to them (?2: rows requeued since)
-PENDING_AFTER = "SELECT * FROM outbox WHERE state = 'pending' AND id > ?1 ORDER BY id LIMIT ?2"
-PENDING_UPTO = "SELECT * FROM outbox WHERE state = 'pending' AND id <= ?1 ORDER BY id"
+# pending rows in id order after ?1, up to ?2, at most ?3
+PENDING = "SELECT * FROM outbox WHERE state = 'pending' AND id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
+NO_ID_LIMIT = 2**63 - 1
 
 MARK_SENT = """
 UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?2, updated_at = ?2, response = ?3,
@@ -133,13 +133,10 @@ class Outbox:
             raise StoreError("outbox insert returned no id")
         return cursor.lastrowid
 
-    async def pending_after(self, after_id: int, limit: int) -> list[OutboxRow]:
-        """Pending rows with an id above ``after_id``, lowest first, at most ``limit``."""
-        return await self._db.read(lambda tx: [_row(r) for r in tx.fetchall(PENDING_AFTER, (after_id, limit))])
-
-    async def pending_upto(self, upto_id: int) -> list[OutboxRow]:
-        """Every pending row with an id up to ``upto_id`` (to find rows requeued behind what was loaded)."""
-        return await self._db.read(lambda tx: [_row(r) for r in tx.fetchall(PENDING_UPTO, (upto_id,))])
+    async def pending(self, after_id: int, limit: int, upto_id: int = NO_ID_LIMIT) -> list[OutboxRow]:
+        """Pending rows with an id above ``after_id`` and up to ``upto_id``, lowest first, at most ``limit``."""
+        params = (after_id, upto_id, limit)
+        return await self._db.read(lambda tx: [_row(r) for r in tx.fetchall(PENDING, params)])
 
     async def mark_sent(self, id: int, now: datetime, response: str | None) -> None:
         """The province accepted row ``id``."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edge_bridge.provincial import uploader as uploader_module
 from edge_bridge.provincial.client import Outcome, PushResult
 from edge_bridge.provincial.uploader import IDLE_RECHECK_S, RetryPolicy, Uploader, drain
 from edge_bridge.store.db import Database, Tx
@@ -263,3 +264,26 @@ async def test_a_dead_row_requeued_behind_loaded_rows_goes_out_first_in_its_key(
     await eventually(sent, "the requeued row sent", timeout_s=5)
     assert sender.sent == [("A", 0), ("A", 0)]
     await drain(uploader, task, 2.0)
+
+
+async def test_a_requeue_larger_than_a_page_goes_out_in_full_each_key_in_order(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploader_module, "LOAD_BATCH", 4)  # pages of 4 rows, more read below 2 loaded
+    monkeypatch.setattr(uploader_module, "LOAD_LOW_WATER", 2)
+    outbox = Outbox(db)
+    await enqueue(db, outbox, "A", 6)
+    sender = Recorder({("A", n): [Outcome.PERMANENT] for n in range(6)})
+    uploader = Uploader(db, outbox, sender, policy=FAST)
+    task = asyncio.create_task(uploader.run())
+
+    async def counts(state: str, n: int) -> bool:
+        return (await outbox.counts())[state] == n
+
+    await eventually(lambda: counts("dead", 6), "six rows dead-lettered", timeout_s=5)
+    await enqueue(db, outbox, "B", 3)
+    await outbox.requeue(None, utc_now())
+    await eventually(lambda: counts("sent", 9), "the requeued and the newer rows sent", timeout_s=5)
+    await drain(uploader, task, 2.0)
+    assert [n for k, n in sender.sent if k == "A"] == [*range(6), *range(6)]
+    assert [n for k, n in sender.sent if k == "B"] == [0, 1, 2]
