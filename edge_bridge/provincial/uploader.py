@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,7 +83,7 @@ class Uploader:
         self._more = True  # rows may exist beyond what was loaded
         self._rescan_from: int | None = None  # rows may have been requeued behind what was loaded: look after this
         self._load_wanted = asyncio.Event()  # wakes the loader
-        self._ready = asyncio.Event()  # wakes idle senders: rows were loaded or a key was freed
+        self._idle: deque[asyncio.Future[None]] = deque()  # senders waiting for a row that may go
         self._outcomes: list[_Outcome] = []  # answers whose outcome is not stored yet
         self._storing = False  # a task stores them
         self._group = asyncio.TaskGroup()  # senders, loader, outcome storing: run() ends with the last of them
@@ -106,7 +106,7 @@ class Uploader:
         """Take nothing more; :meth:`run` returns when the deliveries in flight are done."""
         self._stopping = True
         self._load_wanted.set()
-        self._ready.set()
+        self._wake(len(self._idle))
 
     def _on_work(self, requeued: bool) -> None:
         self._more = True
@@ -124,7 +124,7 @@ class Uploader:
                 log.error("outbox_load_failed", extra={"error": str(exc)})
                 await asyncio.sleep(LOAD_RETRY_S)
                 continue
-            self._ready.set()
+            self._wake(len(self._idle))
             if not await _wait(self._load_wanted, IDLE_RECHECK_S):  # the backstop for a requeue by the CLI
                 self._on_work(requeued=True)
 
@@ -146,14 +146,34 @@ class Uploader:
     async def _sender(self) -> None:
         """One request at a time, the oldest head that may go, until stopped."""
         while not self._stopping:
-            self._ready.clear()  # before looking: a key freed from now on sets it again
             taken = self._lanes.take(self._clock(), 1)
             if self._wants_load():
                 self._load_wanted.set()
             if taken:
                 await self._deliver(taken[0])
             else:
-                await _wait(self._ready, self._until_due())
+                await self._park()
+
+    async def _park(self) -> None:
+        """Wait until woken (rows were loaded, a key was freed, stop) or until the next backed-off row is due."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        try:
+            async with asyncio.timeout(self._until_due()):
+                await waiter
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):  # not woken: timed out or cancelled
+                self._idle.remove(waiter)
+
+    def _wake(self, count: int) -> None:
+        """Wake up to ``count`` idle senders (one per row that may go now), longest idle first."""
+        while count > 0 and self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():  # one whose wait just timed out is on its way back anyway
+                waiter.set_result(None)
+                count -= 1
 
     def _until_due(self) -> float:
         due = self._lanes.next_due()
@@ -203,7 +223,7 @@ class Uploader:
                 for outcome in batch:
                     retry_at = self._backoff(outcome.row) if outcome.row.id in failed else outcome.retry_at
                     self._lanes.finished(outcome.row, retry_at)
-                self._ready.set()
+                self._wake(len(batch))  # each freed key may have a next row
         finally:
             self._storing = False
 
@@ -247,7 +267,7 @@ class _Outcome:
     retry_at: datetime | None  # None: done with (sent or dead)
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> bool:  # noqa: ASYNC109 - a sleep until the next due row
+async def _wait(event: asyncio.Event, timeout: float) -> bool:  # noqa: ASYNC109 - a sleep with a backstop
     """Whether ``event`` was set within ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
