@@ -62,34 +62,41 @@ class Window:
 
 
 @dataclass
-class Figures:
-    """Every charger-side figure of one server."""
+class Ingest:
+    """The ingest figures of one server: the two windows, its peak memory, what the province accepted."""
 
     saturated: Window
     paced: Window
     peak_rss_kib: int
+    province: dict[str, Any]
+
+
+@dataclass
+class Fleet:
+    """The fleet figures of one server: memory with the idle fleet, then its reconnect storm."""
+
     idle_rss_kib: int
     storm_last_s: float
     storm_errors: int
     storm_drops: int
     storm_generator_cpu_s: float
-    province: dict[str, Any]
 
 
 def _split(ids: list[str], parts: int) -> list[list[str]]:
     return [ids[n::parts] for n in range(parts) if ids[n::parts]]
 
 
-def _jobs(url: str, ids: list[str], settings: Settings, mode: str, **extra: Any) -> list[dict[str, Any]]:
+def _jobs(
+    url: str, ids: list[str], settings: Settings, mode: str, seconds: float, rate: float | None = None
+) -> list[dict[str, Any]]:
+    """One job per generator process, the chargers split between them, all starting their window together."""
     start_at = time.time() + START_DELAY_S + len(ids) / 500  # booting the fleet takes a moment
-    parts = _split(ids, settings.generators)
-    rate = extra.pop("rate", None)
-    share = {} if rate is None else {"rate": rate}
     jobs = []
-    for part in parts:
+    for part in _split(ids, settings.generators):
+        job = {"url": url, "ids": part, "mode": mode, "start_at": start_at, "seconds": seconds}
         if rate is not None:
-            share = {"rate": rate * len(part) / len(ids)}
-        jobs.append({"url": url, "ids": part, "mode": mode, "start_at": start_at, **share, **extra})
+            job["rate"] = rate * len(part) / len(ids)  # each generator offers its share
+        jobs.append(job)
     return jobs
 
 
@@ -158,19 +165,25 @@ async def _server(kind: str, chargers: int, work: Path) -> AsyncIterator[Server]
             server.province.update(summary)
 
 
-async def measure(kind: str, settings: Settings) -> Figures:
-    """Every charger-side figure of one server kind, each part on a fresh server and database."""
+async def measure_ingest(kind: str, settings: Settings) -> Ingest:
+    """Saturation, then (once its pushes are out) the paced window, on a fresh server and database."""
     with tempfile.TemporaryDirectory(prefix="edge-bridge-bench-") as tmp:
         work = Path(tmp)
         ids = charger_ids(settings.chargers)
-        async with _server(kind, settings.fleet, work) as server:
-            saturate_jobs = _jobs(server.url, ids, settings, "saturate", seconds=settings.seconds)
+        async with _server(kind, settings.chargers, work) as server:
+            saturate_jobs = _jobs(server.url, ids, settings, "saturate", settings.seconds)
             saturated = await _window(server.child, saturate_jobs, work)
             await server.settled()
-            paced_jobs = _jobs(server.url, ids, settings, "paced", seconds=settings.seconds, rate=settings.rate)
+            paced_jobs = _jobs(server.url, ids, settings, "paced", settings.seconds, rate=settings.rate)
             paced = await _window(server.child, paced_jobs, work)
             peak = server.child.memory_kib("VmHWM")
-        province = server.province
+    return Ingest(saturated, paced, peak, server.province)
+
+
+async def measure_fleet(kind: str, settings: Settings) -> Fleet:
+    """The idle fleet's memory, then its reconnect storm (the chargers known, as after a power cut)."""
+    with tempfile.TemporaryDirectory(prefix="edge-bridge-bench-") as tmp:
+        work = Path(tmp)
         fleet = charger_ids(settings.fleet)
         async with _server(kind, settings.fleet, work) as server:
             async with idle_fleet(_jobs(server.url, fleet, settings, "idle", seconds=3600), work):
@@ -178,14 +191,10 @@ async def measure(kind: str, settings: Settings) -> Figures:
                 idle_rss = server.child.memory_kib("VmRSS")
             await server.settled()
             storm = await run_loadgen(_jobs(server.url, fleet, settings, "storm", seconds=0), work)
-    return Figures(
-        saturated=saturated,
-        paced=paced,
-        peak_rss_kib=peak,
+    return Fleet(
         idle_rss_kib=idle_rss,
         storm_last_s=max(r["last_answer_s"] for r in storm),
         storm_errors=sum(r["errors"] for r in storm),
         storm_drops=sum(r["drops"] for r in storm),
         storm_generator_cpu_s=sum(r["cpu_s"] for r in storm),
-        province=province,
     )

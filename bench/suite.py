@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import charger_load, drain, micro
-from bench.charger_load import BASELINE, EDGE_BRIDGE, Figures, Settings
+from bench.charger_load import BASELINE, EDGE_BRIDGE, Fleet, Ingest, Settings
 from bench.procs import BenchError
 
 SECTIONS = ("ingest", "fleet", "drain", "micro")
@@ -61,7 +61,7 @@ def mib(kib: int) -> str:
 # ---------------------------------------------------------------------------------------------------- rows
 
 
-def ingest_rows(ours: Figures, theirs: Figures, settings: Settings) -> list[Row]:
+def ingest_rows(ours: Ingest, theirs: Ingest, settings: Settings) -> list[Row]:
     sat, base = ours.saturated, theirs.saturated
     paced, base_paced = ours.paced, theirs.paced
     n = settings.chargers
@@ -115,7 +115,7 @@ def ingest_rows(ours: Figures, theirs: Figures, settings: Settings) -> list[Row]
     ]
 
 
-def fleet_rows(ours: Figures, theirs: Figures, settings: Settings) -> list[Row]:
+def fleet_rows(ours: Fleet, theirs: Fleet, settings: Settings) -> list[Row]:
     n = settings.fleet
     storm_ok = ours.storm_last_s <= 30 and ours.storm_errors == 0 and ours.storm_drops == 0
     return [
@@ -139,6 +139,11 @@ def fleet_rows(ours: Figures, theirs: Figures, settings: Settings) -> list[Row]:
             "  CALLERROR answers / dropped connections in the storm",
             f"{ours.storm_errors} / {ours.storm_drops}",
             f"{theirs.storm_errors} / {theirs.storm_drops}",
+        ),
+        Row(
+            "  load generator CPU in the storm",
+            f"{ours.storm_generator_cpu_s:.1f} s",
+            f"{theirs.storm_generator_cpu_s:.1f} s",
         ),
     ]
 
@@ -191,13 +196,14 @@ def micro_rows(order_ms: float, details: int, ready_s: float, samples: int) -> l
 async def run(args: argparse.Namespace) -> list[Row]:
     settings = Settings(args.chargers, args.seconds, args.rate, args.fleet, args.generators)
     rows: list[Row] = []
-    if "ingest" in args.only or "fleet" in args.only:
-        ours = await _step(f"{EDGE_BRIDGE}: chargers", charger_load.measure(EDGE_BRIDGE, settings))
-        theirs = await _step(f"{BASELINE}: chargers", charger_load.measure(BASELINE, settings))
-        if "ingest" in args.only:
-            rows += ingest_rows(ours, theirs, settings)
-        if "fleet" in args.only:
-            rows += fleet_rows(ours, theirs, settings)
+    if "ingest" in args.only:
+        ours = await _step(f"{EDGE_BRIDGE}: ingest", charger_load.measure_ingest(EDGE_BRIDGE, settings))
+        theirs = await _step(f"{BASELINE}: ingest", charger_load.measure_ingest(BASELINE, settings))
+        rows += ingest_rows(ours, theirs, settings)
+    if "fleet" in args.only:
+        ours_fleet = await _step(f"{EDGE_BRIDGE}: fleet", charger_load.measure_fleet(EDGE_BRIDGE, settings))
+        theirs_fleet = await _step(f"{BASELINE}: fleet", charger_load.measure_fleet(BASELINE, settings))
+        rows += fleet_rows(ours_fleet, theirs_fleet, settings)
     if "drain" in args.only:
         ours_drain, plain = await _step("drain", drain.measure(args.backlog, args.lanes))
         rows += drain_rows(ours_drain, plain)
