@@ -22,6 +22,10 @@ The bridge loads the session record(s) an event touches, asks one of ``start_16`
   ``MAX_PLAUSIBLE_POWER_W`` (1 MW) since the baseline's time (counting at least 1 s), the 0 is not a baseline but
   a reset register before lifetime readings: the first non-zero reading is the baseline (flag
   ``zero_baseline_skipped``). A session-relative register (0, then a few kWh a minute) keeps its 0.
+- A final reading (1.6 ``meterStop``, or the last 2.0.1 reading by time) below the highest register *sampled* in the
+  session (MeterValues, transactionData, TransactionEvent readings; not meterStart) is not believed: firmware
+  without a meter hook sends 0, a register may reset. The highest sample is the end reading (flag
+  ``final_below_samples``).
 - Negative energy is clamped to 0 (flag ``negative_energy``). No baseline or no end reading: energy unknown (None).
 - Zombies: starting a session on a connector closes every open session on it that started earlier, at once. The
   sweep closes an open session after ``grace_s`` of quiet when a later one started on its connector, or when its
@@ -56,7 +60,8 @@ NO_STARTED = "no_started"
 NO_METER_START = "no_meter_start"
 NEGATIVE_ENERGY = "negative_energy"
 ZERO_BASELINE_SKIPPED = "zero_baseline_skipped"
-ENERGY_FLAGS = (NEGATIVE_ENERGY, ZERO_BASELINE_SKIPPED)  # re-derived whenever the energy is
+FINAL_BELOW_SAMPLES = "final_below_samples"
+ENERGY_FLAGS = (NEGATIVE_ENERGY, ZERO_BASELINE_SKIPPED, FINAL_BELOW_SAMPLES)  # re-derived whenever the energy is
 
 MAX_PLAUSIBLE_POWER_W = Decimal(1_000_000)  # 1 MW: more than any single connector delivers
 AVAILABLE = "Available"
@@ -73,20 +78,25 @@ class Register:
 
 @dataclass(frozen=True)
 class Registers:
-    """The register readings of a session that energy needs, kept order-independent (by charger time)."""
+    """The register readings of a session that energy needs, kept order-independent (by charger time).
+    ``highest`` counts sampled readings only (``fold(..., sampled=True)``), not meterStart or meterStop."""
 
     first: Register | None = None
     first_nonzero: Register | None = None
     last: Register | None = None
+    highest: Register | None = None
 
-    def fold(self, reading: Register) -> Registers:
+    def fold(self, reading: Register, sampled: bool = True) -> Registers:
         key = (reading.at, reading.wh)
         first = reading if self.first is None or key < (self.first.at, self.first.wh) else self.first
         last = reading if self.last is None or key > (self.last.at, self.last.wh) else self.last
         nonzero = self.first_nonzero
         if reading.wh != 0 and (nonzero is None or key < (nonzero.at, nonzero.wh)):
             nonzero = reading
-        return Registers(first, nonzero, last)
+        highest = self.highest
+        if sampled and (highest is None or (reading.wh, highest.at) > (highest.wh, reading.at)):
+            highest = reading  # the highest value, the earliest of equal ones
+        return Registers(first, nonzero, last, highest)
 
 
 @dataclass(frozen=True)
@@ -220,6 +230,14 @@ def _endpoints(session: Session) -> tuple[Register | None, Register | None]:
     return start, stop
 
 
+def _believed_end(session: Session, stop: Register) -> tuple[Register, bool]:
+    """The end reading, and whether the reported one was below the highest sample and replaced by it."""
+    highest = session.registers.highest
+    if highest is not None and highest.wh > stop.wh:
+        return highest, True
+    return stop, False
+
+
 def energy_baseline(session: Session) -> Register | None:
     """The register reading the session's energy counts from (``settle``'s baseline); None when unknown."""
     start, _ = _endpoints(session)
@@ -233,8 +251,9 @@ def settle(session: Session) -> Session:
     if start is None or stop is None:
         return replace(session, energy_wh=None, flags=flags)
     base, skipped = baseline(start, session.registers.first_nonzero)
-    energy = stop.wh - base.wh
-    flags = add_flags(flags, *((ZERO_BASELINE_SKIPPED,) if skipped else ()))
+    end, below = _believed_end(session, stop)
+    energy = end.wh - base.wh
+    flags = add_flags(flags, *((ZERO_BASELINE_SKIPPED,) if skipped else ()), *((FINAL_BELOW_SAMPLES,) if below else ()))
     if energy < 0:
         energy, flags = Decimal(0), add_flags(flags, NEGATIVE_ENERGY)
     return replace(session, energy_wh=energy, flags=flags)
@@ -251,9 +270,10 @@ def fold_readings(session: Session, readings: Iterable[Reading]) -> Session:
 
 
 def _fold_meter(session: Session, at: datetime, wh: Decimal | None) -> Session:
+    """A 1.6 meterStart or meterStop: a register reading, not a sample."""
     if wh is None:
         return session
-    return replace(session, registers=session.registers.fold(Register(at, wh)))
+    return replace(session, registers=session.registers.fold(Register(at, wh), sampled=False))
 
 
 def _heard(session: Session, received_at: datetime, flags: Flags) -> Session:

@@ -40,6 +40,8 @@ SESSION_COLUMNS = (
     "first_nonzero_wh",
     "last_register_at",
     "last_register_wh",
+    "highest_register_at",
+    "highest_register_wh",
     "last_sample_at",
     "energy_wh",
     "stop_reason",
@@ -81,6 +83,7 @@ def _registers(row: Row) -> Registers:
         first=_register(row["first_register_at"], row["first_register_wh"]),
         first_nonzero=_register(row["first_nonzero_at"], row["first_nonzero_wh"]),
         last=_register(row["last_register_at"], row["last_register_wh"]),
+        highest=_register(row["highest_register_at"], row["highest_register_wh"]),
     )
 
 
@@ -141,6 +144,7 @@ def _session_params(s: Session) -> tuple[Any, ...]:
         *_register_params(regs.first),
         *_register_params(regs.first_nonzero),
         *_register_params(regs.last),
+        *_register_params(regs.highest),
         time(s.last_sample_at),
         dec(s.energy_wh),
         s.stop_reason,

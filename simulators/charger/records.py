@@ -21,6 +21,7 @@ class Quirks:
     numbers_not_strings: bool = False  # 1.6: sampled values as JSON numbers
     zero_begin: bool = False  # a Transaction.Begin reading of 0 (1.6: meterStart 0 too), then lifetime readings
     stop_below_start: bool = False  # meterStop / the final reading one Wh below the start
+    final_zero: bool = False  # meterStop / the final reading 0 (firmware without a meter hook), samples climbed
     double_stop: bool = False  # StopTransaction / TransactionEvent Ended sent twice
     stop_transaction_id: int | None = None  # 1.6: StopTransaction carries this id (-1, 0) instead of the real one
     ended_first: int = 0  # 2.0.1: hold back the last N meter Updated events, send them after Ended (all offline)

@@ -123,6 +123,7 @@ QUIRKS: dict[str, dict[str, object]] = {
     "numbers-not-strings": {"numbers_not_strings": True},
     "zero-begin": {"zero_begin": True},
     "stop-below-start": {"stop_below_start": True},
+    "final-zero": {"final_zero": True},
     "double-stop": {"double_stop": True},
     "stop-tx-minus-one": {"stop_transaction_id": -1},
     "ended-first": {"ended_first": 2},

@@ -111,6 +111,7 @@ class Sim16(_Sim):
         conn, tx = self._open_tx(n)
         now = self.clock.now()
         meter_stop = tx.meter_start - 1 if self.quirks.stop_below_start else wh(conn.register)
+        meter_stop = 0 if self.quirks.final_zero else meter_stop
         payload: dict[str, Any] = {
             "meterStop": meter_stop,
             "timestamp": iso(now),

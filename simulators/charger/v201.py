@@ -184,6 +184,7 @@ class Sim201(_Sim):
         first and the held Updated events follow, all ``offline: true``."""
         conn, tx = self._open_tx(n)
         final = tx.begin_wh - 1 if self.quirks.stop_below_start else conn.register
+        final = Decimal(0) if self.quirks.final_zero else final
         meter = self._meter_value(self.clock.now(), final, "Transaction.End")
         trigger = TRIGGER_REASONS.get(reason, "StopAuthorized")
         ended = self._event(conn, tx, "Ended", trigger, state="EVConnected", meter=meter, stopped=reason)

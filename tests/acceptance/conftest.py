@@ -28,7 +28,7 @@ import pytest
 from edge_bridge.app import App
 from edge_bridge.config import Config, load_config
 from edge_bridge.store.db import from_db
-from simulators.charger import SimClock
+from simulators.charger import Sim16, Sim201, SimClock
 from simulators.province import MockProvince, pull
 from tests.conftest import eventually
 
@@ -77,6 +77,11 @@ class Store:
     def charger(self, ocpp_id: str) -> dict[str, Any]:
         (row,) = self.rows("SELECT * FROM chargers WHERE ocpp_id = ?", (ocpp_id,))
         return row
+
+
+def payloads(sim: Sim16 | Sim201, action: str) -> list[dict[str, Any]]:
+    """The payloads of the CALLs of ``action`` a simulated charger sent, in order."""
+    return [s.payload for s in sim.sent if s.action == action]
 
 
 def energy(row: dict[str, Any]) -> Decimal | None:

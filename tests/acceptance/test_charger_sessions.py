@@ -18,7 +18,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from simulators.charger import Answer, Quirks, Sent, Sim16, Sim201
-from tests.acceptance.conftest import Daemon, StartDaemon, energy, parse_time, sim_clock, stored_time
+from tests.acceptance.conftest import Daemon, StartDaemon, energy, parse_time, payloads, sim_clock, stored_time
 
 DC, AC = "CP-DC-01", "CP-AC-01"
 METER = Decimal(1_000_000)  # the simulators' register at the start
@@ -33,10 +33,6 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def sent(sim: Sim16 | Sim201, action: str) -> list[Sent]:
     return [s for s in sim.sent if s.action == action]
-
-
-def payloads(sim: Sim16 | Sim201, action: str) -> list[dict[str, Any]]:
-    return [s.payload for s in sent(sim, action)]
 
 
 def failed(answers: list[Answer]) -> list[Answer]:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from simulators.charger import Sim16
-from tests.acceptance.conftest import Store, energy, parse_time, sim_clock, stored_time
+from tests.acceptance.conftest import Store, energy, parse_time, payloads, sim_clock, stored_time
 
 DC = "CP-DC-01"
 METER = Decimal(1_000_000)
@@ -122,10 +122,6 @@ def fleet_daemon(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[
 
 def meter_values_sent(sim: Sim16) -> int:
     return sum(1 for s in sim.sent if s.action == "MeterValues")
-
-
-def payloads(sim: Sim16, action: str) -> list[dict[str, Any]]:
-    return [s.payload for s in sim.sent if s.action == action]
 
 
 def assert_one_finished_session(sim: Sim16, store: Store, tx: int, samples: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ found nothing to object to in anything it received (``province.problems() == []`
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -19,10 +20,10 @@ from typing import Any
 import pytest
 
 from edge_bridge.domain.wiretime import format_datetime
-from simulators.charger import Sim16, Sim201, SimClock
+from simulators.charger import Quirks, Sim16, Sim201, SimClock
 from simulators.demo import Timeline, step_to
 from simulators.province import MockProvince
-from tests.acceptance.conftest import Site, StartSite
+from tests.acceptance.conftest import Site, StartSite, payloads
 from tests.conftest import eventually
 
 DC, AC = "CP-DC-01", "CP-AC-01"
@@ -200,6 +201,44 @@ async def test_a_201_session_across_midnight_is_one_accepted_order_split_at_22_0
             detail(f"{next_day} 00:00:00", f"{next_day} 01:00:00", "0.3500", "7.00", "2.45", "2.80"),
         ],
     }
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_final_reading_of_0_below_the_samples_is_ordered_from_the_samples_and_flagged(
+    site: Site, version: str
+) -> None:
+    """Firmware without a meter hook (§4): the 1.6 meterStop, or the 2.0.1 Ended reading, is 0 although the
+    MeterValues climbed. The order's energy comes from the highest sample; the session is flagged."""
+    when = Timeline(site.config.tz)
+    quirks = Quirks(final_zero=True)
+    clock = SimClock(when.at(10), speed=0)
+    sim: Sim16 | Sim201
+    if version == "1.6":
+        sim, connector = Sim16(site.daemon.url(DC), connectors=2, clock=clock, quirks=quirks), DC_A
+    else:
+        sim, connector = Sim201(site.daemon.url(AC), clock=clock, quirks=quirks), AC_A
+    async with sim:
+        await sim.connect(boot=True)
+        await step_to(sim.clock, when.at(10, 5))
+        await sim.plug_in(1)
+        await sim.authorize(1, id_tag=TAG)
+        await sim.start_charging(1, id_tag=TAG)
+        await sim.charge(1, power_kw=7, minutes=60, sample_every_s=60)
+        await step_to(sim.clock, when.at(11, 6))  # the final reading comes a minute after the last sample
+        await sim.stop_charging(1, reason="Local")
+        await sim.unplug(1)
+    await site.delivered()
+
+    stops = [p["meterStop"] for p in payloads(sim, "StopTransaction")]
+    ended = [e["meterValue"][-1] for e in payloads(sim, "TransactionEvent") if e["eventType"] == "Ended"]
+    finals = stops or [value["sampledValue"][0]["value"] for value in ended]
+    assert [Decimal(str(v)) for v in finals] == [0]  # what the charger said
+    order = one_order(site)
+    assert (order["ConnectorID"], wire(order["TotalPower"]), wire(order["ChargeDetails"][0]["DetailPower"])) == (
+        connector, "7.00", "7.00"
+    )  # fmt: skip
+    (row,) = site.daemon.store.sessions()
+    assert "final_below_samples" in json.loads(row["flags"]) and Decimal(row["energy_wh"]) == 7000
 
 
 # ---------------------------------------------------------------------------------------------- statuses, alarms

@@ -75,8 +75,9 @@ async def test_reopen_is_a_no_op_and_keeps_data(opened: Opener, tmp_path: Path) 
 async def test_newer_schema_refused_naming_both_versions(opened: Opener, tmp_path: Path) -> None:
     path = tmp_path / "edge.db"
     await (await opened(path)).close()
-    set_user_version(path, 7)
-    with pytest.raises(StoreError, match=rf"version 7 .*\({len(store_db.migrations())}\)"):
+    newer = len(store_db.migrations()) + 1
+    set_user_version(path, newer)
+    with pytest.raises(StoreError, match=rf"version {newer} .*\({newer - 1}\)"):
         await opened(path)
 
 
@@ -280,3 +281,35 @@ async def test_close_is_idempotent_and_final(opened: Opener, tmp_path: Path) -> 
     with pytest.raises(StoreError, match="closed"):
         await database.write(lambda tx: tx.execute(INSERT, ("s2",)))
     assert sync_scalar(database.path, "SELECT group_concat(station_id) FROM accepted_station_info") == "s1"
+
+
+async def test_migration_7_teaches_open_sessions_their_highest_sample(
+    opened: Opener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store of version 6 with an open and a finished session: after the upgrade the open one knows the highest
+    register it sampled (a later meterStop of 0 is not believed); the finished one is left as it was ordered."""
+    path = tmp_path / "edge.db"
+    monkeypatch.setattr(store_db, "migrations", lambda: ALL_MIGRATIONS[:6])
+    await (await opened(path)).close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for session_id, state in ((1, "open"), (2, "finished")):
+            conn.execute(
+                "INSERT INTO sessions (id, ocpp_id, evse, connector, version, started_at, started_received_at,"
+                " last_received_at, state) VALUES (?, 'CP', 1, 1, '1.6', 'a', 'a', 'a', ?)",
+                (session_id, state),
+            )
+        samples = [(1, "2024-05-01T08:01", "900.5"), (1, "2024-05-01T08:02", "1617"), (1, "2024-05-01T08:03", "0"),
+                   (2, "2024-05-01T09:01", "5000")]  # fmt: skip
+        conn.executemany(
+            "INSERT INTO meter_samples (session_id, ocpp_id, evse, connector, at, received_at, energy_wh)"
+            " VALUES (?, 'CP', 1, 1, ?, ?, ?)",
+            [(s, at, at, wh) for s, at, wh in samples],
+        )
+    monkeypatch.setattr(store_db, "migrations", lambda: ALL_MIGRATIONS)
+    await (await opened(path)).close()
+    highest = "SELECT highest_register_at || ' ' || highest_register_wh FROM sessions WHERE id = ?"
+    assert sync_scalar(path, highest.replace("?", "1")) == "2024-05-01T08:02 1617"
+    assert sync_scalar(path, highest.replace("?", "2")) is None
+
+
+ALL_MIGRATIONS = store_db.migrations()

@@ -171,17 +171,20 @@ def test_non_zero_baseline_is_kept() -> None:
 
 
 def test_registers_are_order_independent() -> None:
-    readings = [Register(at(m), Decimal(w)) for m, w in [(0, 0), (1, 5000), (2, 6000), (3, 7000)]]
+    readings = [Register(at(m), Decimal(w)) for m, w in [(0, 0), (1, 5000), (2, 7000), (3, 6000), (4, 7000)]]
     results = set()
     for order in itertools.permutations(readings):
         regs = Registers()
         for r in order:
             regs = regs.fold(r)
         results.add(regs)
-    assert results == {Registers(readings[0], readings[1], readings[3])}
+    # first, first non-zero, last by time, and the highest value (the earliest of equal ones)
+    assert results == {Registers(readings[0], readings[1], readings[4], readings[2])}
 
 
-# ------------------------------------------------------------------------------------------------ 2.0.1
+def test_meter_start_and_stop_are_readings_but_not_samples() -> None:
+    regs = Registers().fold(Register(at(0), Decimal(900)), sampled=False).fold(Register(at(1), Decimal(500)))
+    assert (regs.first, regs.highest) == (Register(at(0), Decimal(900)), Register(at(1), Decimal(500)))
 
 
 def assemble(events: list[SessionEvent]) -> Session:
@@ -192,6 +195,43 @@ def assemble(events: list[SessionEvent]) -> Session:
         session = outcome.session
     assert session is not None
     return session
+
+
+# ------------------------------------------------------------------------------------------------ final below
+
+
+def test_a_meter_stop_of_0_below_the_samples_takes_the_highest_sample_as_the_end() -> None:
+    """Firmware without a meter hook: meterStop 0 after MeterValues climbed to 617 Wh above meterStart."""
+    s = started(start16(meter="1000"))
+    for minute, wh in [(1, 1300), (2, 1617)]:
+        s = sessions.sampled(s, (Reading(at(minute), energy_wh=Decimal(wh)),), at(minute))
+    s = sessions.stop_16(stop16("7", meter="0"), s).session
+    assert s is not None
+    assert (s.energy_wh, s.flags) == (Decimal(617), ("final_below_samples",))
+
+
+def test_a_meter_stop_below_its_start_without_samples_is_clamped_not_replaced() -> None:
+    s = sessions.stop_16(stop16("7", meter="999"), started(start16(meter="1000"))).session
+    assert s is not None
+    assert (s.energy_wh, s.flags) == (0, ("negative_energy",))
+
+
+def test_a_meter_stop_at_or_above_the_samples_is_believed() -> None:
+    s = sessions.sampled(started(start16(meter="1000")), (Reading(at(1), energy_wh=Decimal(1500)),), at(1))
+    s = sessions.stop_16(stop16("7", meter="1500"), s).session
+    assert s is not None
+    assert (s.energy_wh, s.flags) == (Decimal(500), ())
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+def test_a_201_ended_whose_final_reading_is_below_an_earlier_one_ends_at_the_highest(order: tuple[int, ...]) -> None:
+    events = [ev201("started", 0, 0, "100"), ev201("updated", 1, 30, "4100"), ev201("ended", 2, 60, "0")]
+    s = assemble([events[i] for i in order])
+    assert not s.is_open
+    assert (s.energy_wh, s.flags) == (Decimal(4000), ("final_below_samples",))
+
+
+# ------------------------------------------------------------------------------------------------ 2.0.1
 
 
 TX_EVENTS = [
