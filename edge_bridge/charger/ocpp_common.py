@@ -1,11 +1,18 @@
 """What the OCPP 1.6J and 2.0.1 connections share: the bridge they report to and the lenient dispatcher.
 
 ``BridgeChargePoint.route_message(frame)`` reads one frame: a CALL goes to the handler registered for its action
-with ``on`` below; a bad frame is one warning line and is dropped, never fatal; answers nobody waits for (the
-Central System sends no CALLs of its own) are dropped too. A handler's ``_report()`` does normalize →
-``bridge.apply`` → answer, so the CALLRESULT goes out only after the store committed (ocpp-bridge §2). Handlers get
-the payload with snake_case keys, as the ``ocpp`` library's own dispatcher would give them, and answer with the
-library's typed ``call_result`` dataclasses. The server owns the receive loop.
+with ``on`` below; an answer goes to the ``call`` waiting for it; a bad frame is one warning line and is dropped,
+never fatal, and so is an answer nobody waits for. A handler's ``_report()`` does normalize → ``bridge.apply`` →
+answer, so the CALLRESULT goes out only after the store committed (ocpp-bridge §2). Handlers get the payload with
+snake_case keys, as the ``ocpp`` library's own dispatcher would give them, and answer with the library's typed
+``call_result`` dataclasses. The server owns the receive loop.
+
+Asking for the truth (ocpp-bridge §1): ``ask_for_statuses`` runs in a task of its own beside the receive loop, never
+inside a handler (a handler that awaited an answer would hold up the very loop that brings it). When the charger
+connects it asks, per connector, for a StatusNotification (TriggerMessage), so that a charger that lost its queued
+statuses in an outage is not left "occupied" at the province; and when a session ends and no status for its
+connector follows within ``STATUS_AFTER_END_S``, it asks for that one. The answers come back as ordinary
+StatusNotifications. A charger that rejects or does not support it keeps its last known status.
 
 The dispatch is ours, on the library's public pieces (``routing.on`` and ``create_route_map``, ``messages.unpack``,
 the key converters and ``Call.create_call_result``/``create_call_error``), not the library's ``ChargePoint``:
@@ -20,9 +27,12 @@ missing; the answers are built from the library's typed dataclasses and checked 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -30,12 +40,12 @@ from ocpp import routing
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import FormatViolationError, InternalError, NotSupportedError, OCPPError
 from ocpp.exceptions import NotImplementedError as NoHandlerError
-from ocpp.messages import MessageType, unpack
+from ocpp.messages import Call, MessageType, unpack
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 
 from edge_bridge.charger.normalize import NormalizeError
-from edge_bridge.domain.events import Event
+from edge_bridge.domain.events import ConnectorStatusReported, Event
 from edge_bridge.errors import StoreError
 from edge_bridge.timeutil import utc_now
 
@@ -51,13 +61,16 @@ class Applied(Protocol):
     @property
     def transaction_id(self) -> int | None: ...
 
+    @property
+    def ended(self) -> tuple[tuple[int, int], ...]: ...
+
 
 class BridgePort(Protocol):
     """What the charger side needs from ``bridge.ChargerBridge``."""
 
     async def apply(self, events: tuple[Event, ...]) -> Applied: ...
 
-    async def connected(self, charger: str, ocpp_version: str) -> None: ...
+    async def connected(self, charger: str, ocpp_version: str) -> Sequence[tuple[int, int]]: ...
 
     async def disconnected(self, charger: str) -> None: ...
 
@@ -76,6 +89,8 @@ def ocpp_time(moment: datetime) -> str:
 
 
 KNOWN_ACTIONS = {"1.6": {a.value for a in Action16}, "2.0.1": {a.value for a in Action201}}
+CALL_TIMEOUT_S = 30.0  # a charger's answer to a CALL of ours
+STATUS_AFTER_END_S = 30.0  # a session ended without a status for its connector this long after: ask for one
 KEY_CACHE_SIZE = 4096  # distinct payload keys remembered; a charger sending endless new keys cannot grow it
 
 
@@ -121,6 +136,9 @@ class BridgeChargePoint:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.clock = clock
         self.action = ""  # of the Call being handled, for the log
+        self._calls: dict[str, asyncio.Future[Any]] = {}  # our CALLs waiting for their answer, by unique id
+        self._statuses_heard: dict[tuple[int, int], float] = {}  # (evse, connector) → loop time of its last status
+        self._ended: asyncio.Queue[tuple[tuple[int, int], float]] = asyncio.Queue()  # sessions ended, and when
         if "_handlers" not in type(self).__dict__:
             routes = routing.create_route_map(self)
             type(self)._handlers = {action: r["_on_action"].__name__ for action, r in routes.items()}
@@ -135,8 +153,12 @@ class BridgeChargePoint:
             return
         if message.message_type_id == MessageType.Call:
             await self._answer(message)
-        else:
+            return
+        waiting = self._calls.get(str(message.unique_id))
+        if waiting is None or waiting.done():
             log.debug("ocpp_unsolicited_answer", extra={"charger": self.id, "unique_id": str(message.unique_id)})
+        else:
+            waiting.set_result(message)
 
     async def _answer(self, message: Any) -> None:
         try:
@@ -177,7 +199,63 @@ class BridgeChargePoint:
             log.error("ocpp_store_failed", extra={"charger": self.id, "action": self.action, "error": str(exc)})
             raise InternalError(description="the store is unavailable; retry later") from exc
         log.debug("ocpp_applied", extra={"charger": self.id, "action": self.action, "events": len(events)})
+        self._note(events, applied)
         return applied
+
+    def _note(self, events: tuple[Event, ...], applied: Applied) -> None:
+        """Remember statuses heard and sessions ended, for ``ask_for_statuses``."""
+        now = asyncio.get_running_loop().time()
+        for event in events:
+            if isinstance(event, ConnectorStatusReported):
+                self._statuses_heard[(event.evse, event.connector)] = now
+        for where in applied.ended:
+            self._ended.put_nowait((where, now))
+
+    # ------------------------------------------------------------------------------------------------ our CALLs
+
+    async def call(self, action: str, payload: Payload) -> Any:
+        """Send a CALL and return the charger's answer (a CallResult or CallError message). Raises TimeoutError
+        after ``CALL_TIMEOUT_S``, ConnectionClosed when the socket goes."""
+        message = Call(unique_id=uuid.uuid4().hex, action=action, payload=dict(payload))
+        waiting = asyncio.get_running_loop().create_future()
+        self._calls[message.unique_id] = waiting
+        try:
+            await self._connection.send(message.to_json())
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                return await waiting
+        finally:
+            del self._calls[message.unique_id]
+
+    def status_trigger(self, evse: int, connector: int) -> Payload | None:
+        """The TriggerMessage that asks for one connector's StatusNotification; None where there is none."""
+        raise NotImplementedError
+
+    async def ask_for_statuses(self, targets: Sequence[tuple[int, int]]) -> None:
+        """Ask for the status of ``targets`` now, then for the connector of every session that ends without a
+        status following it. Runs until cancelled (the connection closed)."""
+        for evse, connector in targets:
+            await self._ask_status(evse, connector)
+        while True:
+            where, ended_at = await self._ended.get()
+            await asyncio.sleep(max(0.0, ended_at + STATUS_AFTER_END_S - asyncio.get_running_loop().time()))
+            if self._statuses_heard.get(where, -math.inf) < ended_at:
+                await self._ask_status(*where)
+
+    async def _ask_status(self, evse: int, connector: int) -> None:
+        payload = self.status_trigger(evse, connector)
+        if payload is None:
+            return
+        fields = {"charger": self.id, "evse": evse, "connector": connector}
+        try:
+            answer = await self.call("TriggerMessage", payload)
+        except TimeoutError:
+            log.info("status_ask_unanswered", extra=fields)
+            return
+        status = answer.payload.get("status") if answer.message_type_id == MessageType.CallResult else None
+        if status == "Accepted":
+            log.debug("status_asked", extra=fields)
+        else:  # Rejected, NotImplemented or a CALLERROR: its last known status stands
+            log.info("status_ask_refused", extra={**fields, "answer": str(status or answer.error_code)})
 
     def _acknowledge(self, answer: Any) -> Any:
         log.debug("ocpp_acknowledged", extra={"charger": self.id, "action": self.action})

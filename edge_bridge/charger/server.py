@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
 import ssl
@@ -194,9 +195,9 @@ class OcppServer:
             return
         live = self._register(identity, version, connection)
         try:
-            await self._bridge.connected(identity, version)
+            targets = await self._bridge.connected(identity, version)
             log.info("charger_connected", extra={"charger": identity, "ocpp_version": version, **_peer(connection)})
-            await self._run(live)
+            await self._run(live, targets)
         except StoreError as exc:
             log.error("charger_store_failed", extra={"charger": identity, "error": str(exc)})
             await connection.close(SILENT, "store unavailable")
@@ -232,12 +233,20 @@ class OcppServer:
             except StoreError as exc:
                 log.error("charger_store_failed", extra={"charger": live.charger, "error": str(exc)})
 
-    async def _run(self, live: LiveCharger) -> None:
+    async def _run(self, live: LiveCharger, targets: Sequence[tuple[int, int]]) -> None:
         async with asyncio.TaskGroup() as tasks:
-            helpers = (tasks.create_task(self._keepalive(live)), tasks.create_task(self._close_when_replaced(live)))
+            helpers = (
+                tasks.create_task(self._keepalive(live)),
+                tasks.create_task(self._close_when_replaced(live)),
+                tasks.create_task(self._ask_for_statuses(live, targets)),
+            )
             await self._read(live)
             for helper in helpers:
                 helper.cancel()
+
+    async def _ask_for_statuses(self, live: LiveCharger, targets: Sequence[tuple[int, int]]) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await live.charge_point.ask_for_statuses(targets)
 
     async def _read(self, live: LiveCharger) -> None:
         """One frame at a time: touch, then route; a frame whose handling fails is logged, the next is served."""

@@ -24,6 +24,10 @@ class V16ChargePoint(BridgeChargePoint):
 
     ocpp_version = "1.6"
 
+    def status_trigger(self, evse: int, connector: int) -> dict[str, Any] | None:
+        """1.6 addresses a connector by connectorId alone (0: the whole charger)."""
+        return {"requestedMessage": "StatusNotification", "connectorId": evse}
+
     @on(Action.boot_notification)
     async def on_boot_notification(self, **payload: Any) -> Any:
         await self._report(normalize.v16_boot_notification, payload)

@@ -35,6 +35,12 @@ class V201ChargePoint(BridgeChargePoint):
 
     ocpp_version = "2.0.1"
 
+    def status_trigger(self, evse: int, connector: int) -> dict[str, Any] | None:
+        """2.0.1 StatusNotification is per connector of an EVSE: none for the station or a whole EVSE."""
+        if evse < 1 or connector < 1:
+            return None
+        return {"requestedMessage": "StatusNotification", "evse": {"id": evse, "connectorId": connector}}
+
     @on(Action.boot_notification)
     async def on_boot_notification(self, **payload: Any) -> Any:
         await self._report(normalize.v201_boot_notification, payload)

@@ -10,7 +10,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
 from edge_bridge.usecases import charger_events, liveness, station_info
+from edge_bridge.usecases.charger_events import Applied
 from edge_bridge.usecases.charger_state import ChargerStates
 from edge_bridge.usecases.context import DEFAULT_OFFLINE_AFTER_S, DEFAULT_TZ, Context
 from edge_bridge.usecases.orders import order_accepted
@@ -34,13 +34,6 @@ log = logging.getLogger(__name__)
 
 AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]
 ACCEPT_HOOKS: Mapping[str, AcceptHook] = {STATION_INFO: station_info.station_info_accepted, ORDER_INFO: order_accepted}
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What the handler answers with: the transactionId of a 1.6 StartTransaction."""
-
-    transaction_id: int | None = None
 
 
 class ChargerBridge:
@@ -79,15 +72,16 @@ class ChargerBridge:
         now = self._clock()
         for event in events:
             self.touch(event.charger, event.received_at)
-        transaction_id = await self.writer.submit(lambda tx: charger_events.apply(self._ctx, tx, events, now))
-        return Applied(transaction_id)
+        return await self.writer.submit(lambda tx: charger_events.apply(self._ctx, tx, events, now))
 
-    async def connected(self, charger: str, ocpp_version: str) -> None:
-        """A websocket of ``charger`` opened, speaking ``ocpp_version``."""
+    async def connected(self, charger: str, ocpp_version: str) -> list[tuple[int, int]]:
+        """A websocket of ``charger`` opened, speaking ``ocpp_version``. Returns the connectors (evse, connector)
+        whose current status to ask the charger for (ocpp-bridge §1, "Asking for the truth")."""
         now = self._clock()
         self.touch(charger, now)
-        await self.writer.submit(lambda tx: liveness.connected(self._ctx, tx, charger, ocpp_version, now))
+        targets = await self.writer.submit(lambda tx: liveness.connected(self._ctx, tx, charger, ocpp_version, now))
         log.debug("charger_connected", extra={"charger": charger, "ocpp_version": ocpp_version})
+        return targets
 
     async def disconnected(self, charger: str) -> None:
         """The websocket of ``charger`` closed."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from edge_bridge.domain import sessions, status
@@ -29,15 +30,29 @@ from edge_bridge.usecases.sessions import write_outcome
 log = logging.getLogger(__name__)
 
 
-def apply(ctx: Context, tx: Tx, events: Sequence[Event], now: datetime) -> int | None:
-    """Apply the events of one OCPP message; returns the transactionId a 1.6 StartTransaction is answered with."""
-    transaction_id = None
+@dataclass(frozen=True)
+class Applied:
+    """What the charger side needs back: the transactionId a 1.6 StartTransaction is answered with, and the
+    connectors (evse, connector) whose session the message ended (their status is asked for if none follows)."""
+
+    transaction_id: int | None = None
+    ended: tuple[tuple[int, int], ...] = ()
+
+
+NOTHING = Applied()
+
+
+def apply(ctx: Context, tx: Tx, events: Sequence[Event], now: datetime) -> Applied:
+    """Apply the events of one OCPP message."""
+    applied = Applied()
     for event in events:
-        transaction_id = _apply_one(ctx, tx, event, now) or transaction_id
-    return transaction_id
+        one = _apply_one(ctx, tx, event, now)
+        transaction_id = one.transaction_id or applied.transaction_id
+        applied = Applied(transaction_id, applied.ended + one.ended)
+    return applied
 
 
-def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
+def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> Applied:
     charger = ctx.state.charger(tx, event.charger)
     charger = liveness.bring_online(ctx, tx, charger, now)
     if isinstance(event, ChargerBooted):
@@ -51,7 +66,7 @@ def _apply_one(ctx: Context, tx: Tx, event: Event, now: datetime) -> int | None:
     elif isinstance(event, FaultReported):
         alarms.fault(ctx, tx, event, now)
     # ChargerSeen: bring_online is all it does
-    return None
+    return NOTHING
 
 
 def _booted(ctx: Context, tx: Tx, event: ChargerBooted) -> None:
@@ -99,21 +114,29 @@ def _owner(ctx: Context, tx: Tx, event: MeterSampled) -> sessions.Session | None
     return sessions.owner_of_untagged(here, event)
 
 
-def _session_event(ctx: Context, tx: Tx, charger: ChargerRow, event: SessionEvent, now: datetime) -> int | None:
+def _session_event(ctx: Context, tx: Tx, charger: ChargerRow, event: SessionEvent, now: datetime) -> Applied:
     version = sessions.session_version(event, charger.ocpp_version)
     outcome = _decide_201(ctx, tx, event) if version == status.V201 else _decide_16(ctx, tx, event)
     if outcome is None:
-        return None
+        return NOTHING
     session = write_outcome(ctx, tx, charger, outcome, now)
     if session is not None:
         where = (event.charger, session.evse, session.connector)
         stored.insert_samples(tx, where, session.id, outcome.readings, event.received_at)
         connectors.live_readings(ctx, tx, charger, where, outcome.readings, now)
         orders.session_written(ctx, tx, session, now)
-    is_start = version == status.V16 and event.kind == "started"
-    if not is_start:
-        return None
-    return outcome.reply_id or (None if session is None else session.id)
+    if event.kind == "ended":
+        return Applied(ended=_ended_where(session))
+    if version == status.V16 and event.kind == "started":
+        return Applied(outcome.reply_id or (None if session is None else session.id))
+    return NOTHING
+
+
+def _ended_where(session: sessions.Session | None) -> tuple[tuple[int, int], ...]:
+    """The connector a real stop just finished the session on; none when it names none (a 1.6 orphan)."""
+    if session is None or session.is_open or session.evse < 1:
+        return ()
+    return ((session.evse, session.connector),)
 
 
 def _decide_16(ctx: Context, tx: Tx, event: SessionEvent) -> sessions.SessionOutcome | None:

@@ -53,6 +53,16 @@ def _restatus_one(
     ctx.push(tx, outcome.pushes, now)
 
 
+def status_targets(ctx: Context, tx: Tx, charger: str) -> list[tuple[int, int]]:
+    """The connectors (evse, connector) whose current status to ask a charger for when it (re)connects: the
+    configured ones and every one it ever reported (its whole-charger 0 only if it reported one), in order."""
+    place = ctx.places.charger(charger)
+    plugs = () if place is None else place.charger.connectors
+    configured = {(c.ocpp_connector, c.ocpp_evse_connector) for c in plugs}
+    reported = {(c.evse, c.connector) for c in ctx.state.connectors_of(tx, charger)}
+    return sorted(configured | reported)
+
+
 def live_readings(
     ctx: Context, tx: Tx, charger: ChargerRow, where: Where, readings: Sequence[Reading], now: datetime
 ) -> None:

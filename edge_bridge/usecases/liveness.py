@@ -45,13 +45,15 @@ class Seen:
         self._persisted.update(done)
 
 
-def connected(ctx: Context, tx: Tx, charger: str, ocpp_version: str, now: datetime) -> None:
-    """A websocket of ``charger`` opened, speaking ``ocpp_version`` (``1.6``/``ocpp1.6``, ``2.0.1``/...)."""
+def connected(ctx: Context, tx: Tx, charger: str, ocpp_version: str, now: datetime) -> list[tuple[int, int]]:
+    """A websocket of ``charger`` opened, speaking ``ocpp_version`` (``1.6``/``ocpp1.6``, ``2.0.1``/...). Returns
+    the connectors whose status to ask for (``connectors.status_targets``)."""
     version = status.ocpp_version(ocpp_version)
     row = ctx.state.attach(tx, charger)
     ctx.state.set_connected(tx, charger, True, version)
     ctx.state.seen(tx, charger, now)
     bring_online(ctx, tx, row, now, force=row.ocpp_version != version)
+    return connectors.status_targets(ctx, tx, charger)
 
 
 def disconnected(ctx: Context, tx: Tx, charger: str, last_seen: datetime | None) -> None:

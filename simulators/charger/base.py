@@ -180,7 +180,10 @@ class _Sim:
         await self._reader_done()
 
     async def replay(self) -> None:
-        """Send the offline queue in order; stop (keeping the rest) if the connection drops again."""
+        """Send the offline queue in order; stop (keeping the rest) if the connection drops again. With
+        ``Quirks.drop_queued_statuses`` the queued StatusNotifications are lost first, as some firmware loses them."""
+        if self.quirks.drop_queued_statuses:
+            self.queue = [pending for pending in self.queue if pending.action != "StatusNotification"]
         while self.queue and self.online:
             pending = self.queue[0]
             answer = await self._transmit(pending, replay=True)

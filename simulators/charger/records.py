@@ -25,6 +25,7 @@ class Quirks:
     double_stop: bool = False  # StopTransaction / TransactionEvent Ended sent twice
     stop_transaction_id: int | None = None  # 1.6: StopTransaction carries this id (-1, 0) instead of the real one
     ended_first: int = 0  # 2.0.1: hold back the last N meter Updated events, send them after Ended (all offline)
+    drop_queued_statuses: bool = False  # after an outage, replay the queue without its StatusNotifications
 
 
 @dataclass(frozen=True)

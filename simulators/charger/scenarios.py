@@ -127,6 +127,7 @@ QUIRKS: dict[str, dict[str, object]] = {
     "double-stop": {"double_stop": True},
     "stop-tx-minus-one": {"stop_transaction_id": -1},
     "ended-first": {"ended_first": 2},
+    "drop-queued-statuses": {"drop_queued_statuses": True},
 }
 
 

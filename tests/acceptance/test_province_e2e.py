@@ -10,6 +10,7 @@ found nothing to object to in anything it received (``province.problems() == []`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -242,6 +243,46 @@ async def test_a_final_reading_of_0_below_the_samples_is_ordered_from_the_sample
 
 
 # ---------------------------------------------------------------------------------------------- statuses, alarms
+
+ASKED_WITHIN_S = 15.0  # well inside the minute the operator is promised, and well before a session-end ask (30 s)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_charger_that_lost_its_queued_statuses_is_idle_at_the_province_soon_after_it_reconnects(
+    site: Site, version: str
+) -> None:
+    """An outage in the middle of a session; the session ends while the charger is offline, and it reconnects
+    without a BootNotification and replays its transaction messages but not the statuses it queued (it lost them).
+    Asked on reconnect, it says its connector is available, and the province shows the connector idle."""
+    when = Timeline(site.config.tz)
+    quirks, clock = Quirks(drop_queued_statuses=True), SimClock(when.at(10), speed=0)
+    sim: Sim16 | Sim201
+    if version == "1.6":
+        sim, connector = Sim16(site.daemon.url(DC), connectors=2, clock=clock, quirks=quirks), DC_A
+    else:
+        sim, connector = Sim201(site.daemon.url(AC), clock=clock, quirks=quirks), AC_A
+    async with sim:
+        await sim.connect(boot=True)
+        await step_to(sim.clock, when.at(10, 5))
+        await sim.plug_in(1)
+        await sim.authorize(1, id_tag=TAG)
+        await sim.start_charging(1, id_tag=TAG)
+        await sim.charge(1, power_kw=7, minutes=10, sample_every_s=60)
+        await site.delivered()
+        assert statuses(site.province, connector)[-1] == 3  # charging, as far as the province knows
+
+        await sim.go_offline()
+        await sim.stop_charging(1, reason="Local")
+        await sim.unplug(1)
+        assert "StatusNotification" in {pending.action for pending in sim.queue}
+        loop = asyncio.get_running_loop()
+        back = loop.time()
+        await sim.come_back(boot=False)
+        await eventually(lambda: statuses(site.province, connector)[-1] == 1, "idle at the province", ASKED_WITHIN_S)
+        assert loop.time() - back < ASKED_WITHIN_S
+    replayed = [s.action for s in sim.sent if s.replay]
+    assert replayed and "StatusNotification" not in replayed  # what it lost stayed lost
+    one_order(site)  # the replayed stop still made the one order
 
 
 async def test_a_ground_fault_and_its_recovery_reach_the_province_as_status_and_alarm_in_order(site: Site) -> None:
