@@ -19,6 +19,7 @@ from typing import Protocol
 from edge_bridge import systemd
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
+from edge_bridge.errors import StoreError
 from edge_bridge.provincial.client import ProvinceClient
 from edge_bridge.provincial.pull_server import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 3.0
 MAINTENANCE_INTERVAL_S = 3600.0
+MAINTENANCE_RETRY_S = 300.0  # after a failed maintenance (a full disk, a locked store)
 TIMER_INTERVAL_S = 5.0
 GC_YOUNG_THRESHOLD = 10_000
 PUSH_OUTCOME_WITHIN_S = 0.005  # a push's outcome may wait this long for company in a commit (a drain: few fsyncs)
@@ -170,11 +172,17 @@ class App:
                 await asyncio.wait_for(stop.wait(), interval)
 
     async def _maintenance(self, db: Database, outbox: Outbox, stop: asyncio.Event) -> None:
-        """Hourly: forget what the retention settles (``[retention]``) and expired tokens."""
+        """Hourly: forget what the retention settles (``[retention]``) and expired tokens. A store failure is
+        logged and tried again sooner; the daemon serves on."""
         while not stop.is_set():
-            await self._maintain(db, outbox, self._clock())
+            interval = MAINTENANCE_INTERVAL_S
+            try:
+                await self._maintain(db, outbox, self._clock())
+            except StoreError as exc:
+                log.error("maintenance_failed", extra={"error": str(exc), "retry_s": MAINTENANCE_RETRY_S})
+                interval = MAINTENANCE_RETRY_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), MAINTENANCE_INTERVAL_S)
+                await asyncio.wait_for(stop.wait(), interval)
 
     async def _maintain(self, db: Database, outbox: Outbox, now: datetime) -> None:
         keep = self.config.retention

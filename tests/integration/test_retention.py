@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+
+from edge_bridge import app as app_module
 from edge_bridge.app import App
 from edge_bridge.config import Config
 from edge_bridge.store.db import Database
 from edge_bridge.store.retention import Purged, purge
 from edge_bridge.usecases.bridge import ChargerBridge
-from tests.conftest import Clock, Opener, execute, query
+from tests.conftest import Clock, Opener, eventually, execute, query
 from tests.integration.test_pushes import at, bridge, clock, make_bridge, meter, start, started, status, stop, tx
 
 __all__ = ["bridge", "clock"]  # fixtures shared with test_pushes
@@ -105,3 +108,35 @@ async def test_a_purge_goes_chunk_by_chunk_until_nothing_is_left(bridge: Charger
     total = sum(chunks[1:], chunks[0])
     assert total.sessions == 2 and total.samples == before - await count(db, "SELECT count(*) FROM meter_samples")
     assert await count(db, "SELECT count(*) FROM sessions WHERE state = 'finished'") == 0
+
+
+REFUSE_PURGE = """
+CREATE TRIGGER refuse_purge BEFORE DELETE ON status_reports
+BEGIN SELECT RAISE(ABORT, 'injected: the store refuses to delete'); END
+"""
+
+
+async def test_a_failed_purge_leaves_the_daemon_serving_and_is_tried_again(
+    config: Config, clock: Clock, opened: Opener, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(app_module, "MAINTENANCE_RETRY_S", 0.2)
+    db = await opened(config.storage.path)
+    await fill(make_bridge(db, config, clock))  # rows from 2024: older than every default retention
+    await execute(db, REFUSE_PURGE)
+    await db.close()
+    stop, app = asyncio.Event(), App(config)
+    task = asyncio.create_task(app.run(stop))
+    try:
+        await eventually(lambda: any(r.getMessage() == "maintenance_failed" for r in caplog.records), "a failure")
+        assert not task.done()  # the daemon serves on
+        db = await opened(config.storage.path)
+        await execute(db, "DROP TRIGGER refuse_purge")  # space came back, say
+
+        async def purged() -> bool:
+            return await count(db, "SELECT count(*) FROM status_reports") == 0
+
+        await eventually(purged, "the purge, tried again")
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
