@@ -192,9 +192,7 @@ class App:
             now - timedelta(days=keep.meter_samples_days),
             now - timedelta(days=keep.sessions_days),
         )
-        old = retention.Purged(0, 0, 0, more=True)
-        while old.more:  # chunk by chunk: the chargers' units go in between
-            old += await db.write(lambda tx: retention.purge(tx, samples_before, sessions_before))
+        old = await retention.purge_all(db, samples_before, sessions_before)
         counts = {"outbox": sent, "tokens": expired, "samples": old.samples, "status_reports": old.status_reports}
         if any(counts.values()) or old.sessions:
             log.info("maintenance_purged", extra={**counts, "sessions": old.sessions})

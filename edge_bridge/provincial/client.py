@@ -169,12 +169,9 @@ class ProvinceClient:
         except CodecError as exc:
             return PushResult(Outcome.TRANSIENT, f"unreadable answer: {exc}")
         try:
-            answer = codec.open_response_text(response, self._secrets)
-            data = None if answer is None else codec.parse_data(answer)
+            data, answer = codec.open_response_with_text(response, self._secrets)
         except CodecError as exc:
-            if response.ret == codec.RET_OK:
-                return PushResult(Outcome.PERMANENT, f"answer rejected: {exc}")
-            answer = data = None  # a failure answer need not carry readable Data (§2.2)
+            return PushResult(Outcome.PERMANENT, f"answer rejected: {exc}")
         return classify_ret(interface, response, data, answer)
 
     # ------------------------------------------------------------------------------------------------ tokens

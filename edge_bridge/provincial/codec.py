@@ -232,15 +232,21 @@ def _read_ret(value: Any) -> tuple[str, int]:
 
 def open_response(response: Response, secrets: Secrets) -> dict[str, Any] | None:
     """Verify and decrypt a response's Data (see :func:`open_response_text`), parsed."""
+    return open_response_with_text(response, secrets)[0]
+
+
+def open_response_with_text(response: Response, secrets: Secrets) -> tuple[dict[str, Any] | None, str | None]:
+    """The response's Data parsed, and as the text the other side encrypted (see :func:`open_response_text`).
+    On a Ret other than 0, Data that does not parse is as good as none (§2.2): (None, None)."""
     text = open_response_text(response, secrets)
     if text is None:
-        return None
-    if response.ret != RET_OK:
-        try:
-            return parse_data(text)
-        except CodecError:
-            return None
-    return parse_data(text)
+        return None, None
+    try:
+        return parse_data(text), text
+    except CodecError:
+        if response.ret == RET_OK:
+            raise
+        return None, None
 
 
 def open_response_text(response: Response, secrets: Secrets) -> str | None:

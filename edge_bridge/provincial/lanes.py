@@ -86,10 +86,6 @@ class Lanes:
         """When the earliest backed-off head may go (None when none waits)."""
         return self._waiting[0][0] if self._waiting else None
 
-    def may_have_ready(self) -> bool:
-        """Whether ``take`` might find a head without waiting (stale entries make this a maybe)."""
-        return bool(self._ready)
-
     def _schedule(self, head: OutboxRow) -> None:
         if head.next_attempt_at is None:
             heapq.heappush(self._ready, (head.id, head.key))

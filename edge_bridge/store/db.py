@@ -162,7 +162,7 @@ class Database:
             try:
                 result = work(tx)
             except BaseException:
-                self._rollback(tx)
+                self._undo(tx)
                 raise
         except BaseException:
             self._lock.release()
@@ -229,7 +229,8 @@ class Database:
             for fn in tx.callbacks:
                 fn()
 
-    def _rollback(self, tx: Tx) -> None:
+    def _undo(self, tx: Tx) -> None:
+        """Roll back the open transaction, in the store and in what mirrors it in memory."""
         _rollback(self._conn)
         tx.rolled_back()
 

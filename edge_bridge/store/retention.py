@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge_bridge.store.db import Tx, to_db
+from edge_bridge.store.db import Database, Tx, to_db
 
 CHUNK = 2000  # samples or status reports per transaction
 SESSION_CHUNK = 2  # sessions per transaction (a day's session has 1,440 samples)
@@ -56,6 +56,15 @@ class Purged:
             self.sessions + other.sessions,
             other.more,
         )
+
+
+async def purge_all(db: Database, samples_before: datetime, sessions_before: datetime) -> Purged:
+    """``purge`` chunk by chunk until nothing is left, each chunk its own transaction (the chargers' units go in
+    between). Returns the totals."""
+    total = Purged(0, 0, 0, more=True)
+    while total.more:
+        total += await db.write(lambda tx: purge(tx, samples_before, sessions_before))
+    return total
 
 
 def purge(

@@ -44,7 +44,7 @@ NOTHING = Applied()
 
 def apply(ctx: Context, tx: Tx, events: Sequence[Event], now: datetime) -> Applied:
     """Apply the events of one OCPP message."""
-    applied = Applied()
+    applied = NOTHING
     for event in events:
         one = _apply_one(ctx, tx, event, now)
         transaction_id = one.transaction_id or applied.transaction_id

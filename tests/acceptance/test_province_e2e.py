@@ -10,7 +10,6 @@ found nothing to object to in anything it received (``province.problems() == []`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -204,6 +203,22 @@ async def test_a_201_session_across_midnight_is_one_accepted_order_split_at_22_0
     }
 
 
+def charger_of(site: Site, version: str, clock: SimClock, quirks: Quirks) -> tuple[Sim16 | Sim201, str]:
+    """The example site's 1.6 DC charger or 2.0.1 AC charger, and the ConnectorID of its connector 1."""
+    if version == "1.6":
+        return Sim16(site.daemon.url(DC), connectors=2, clock=clock, quirks=quirks), DC_A
+    return Sim201(site.daemon.url(AC), clock=clock, quirks=quirks), AC_A
+
+
+async def connect_and_start(sim: Sim16 | Sim201, start: datetime) -> None:
+    """Boot, then plug in, authorize and start a transaction on connector 1 at ``start``."""
+    await sim.connect(boot=True)
+    await step_to(sim.clock, start)
+    await sim.plug_in(1)
+    await sim.authorize(1, id_tag=TAG)
+    await sim.start_charging(1, id_tag=TAG)
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_final_reading_of_0_below_the_samples_is_ordered_from_the_samples_and_flagged(
     site: Site, version: str
@@ -211,19 +226,9 @@ async def test_a_final_reading_of_0_below_the_samples_is_ordered_from_the_sample
     """Firmware without a meter hook (§4): the 1.6 meterStop, or the 2.0.1 Ended reading, is 0 although the
     MeterValues climbed. The order's energy comes from the highest sample; the session is flagged."""
     when = Timeline(site.config.tz)
-    quirks = Quirks(final_zero=True)
-    clock = SimClock(when.at(10), speed=0)
-    sim: Sim16 | Sim201
-    if version == "1.6":
-        sim, connector = Sim16(site.daemon.url(DC), connectors=2, clock=clock, quirks=quirks), DC_A
-    else:
-        sim, connector = Sim201(site.daemon.url(AC), clock=clock, quirks=quirks), AC_A
+    sim, connector = charger_of(site, version, SimClock(when.at(10), speed=0), Quirks(final_zero=True))
     async with sim:
-        await sim.connect(boot=True)
-        await step_to(sim.clock, when.at(10, 5))
-        await sim.plug_in(1)
-        await sim.authorize(1, id_tag=TAG)
-        await sim.start_charging(1, id_tag=TAG)
+        await connect_and_start(sim, when.at(10, 5))
         await sim.charge(1, power_kw=7, minutes=60, sample_every_s=60)
         await step_to(sim.clock, when.at(11, 6))  # the final reading comes a minute after the last sample
         await sim.stop_charging(1, reason="Local")
@@ -255,18 +260,9 @@ async def test_a_charger_that_lost_its_queued_statuses_is_idle_at_the_province_s
     without a BootNotification and replays its transaction messages but not the statuses it queued (it lost them).
     Asked on reconnect, it says its connector is available, and the province shows the connector idle."""
     when = Timeline(site.config.tz)
-    quirks, clock = Quirks(drop_queued_statuses=True), SimClock(when.at(10), speed=0)
-    sim: Sim16 | Sim201
-    if version == "1.6":
-        sim, connector = Sim16(site.daemon.url(DC), connectors=2, clock=clock, quirks=quirks), DC_A
-    else:
-        sim, connector = Sim201(site.daemon.url(AC), clock=clock, quirks=quirks), AC_A
+    sim, connector = charger_of(site, version, SimClock(when.at(10), speed=0), Quirks(drop_queued_statuses=True))
     async with sim:
-        await sim.connect(boot=True)
-        await step_to(sim.clock, when.at(10, 5))
-        await sim.plug_in(1)
-        await sim.authorize(1, id_tag=TAG)
-        await sim.start_charging(1, id_tag=TAG)
+        await connect_and_start(sim, when.at(10, 5))
         await sim.charge(1, power_kw=7, minutes=10, sample_every_s=60)
         await site.delivered()
         assert statuses(site.province, connector)[-1] == 3  # charging, as far as the province knows
@@ -275,11 +271,8 @@ async def test_a_charger_that_lost_its_queued_statuses_is_idle_at_the_province_s
         await sim.stop_charging(1, reason="Local")
         await sim.unplug(1)
         assert "StatusNotification" in {pending.action for pending in sim.queue}
-        loop = asyncio.get_running_loop()
-        back = loop.time()
         await sim.come_back(boot=False)
         await eventually(lambda: statuses(site.province, connector)[-1] == 1, "idle at the province", ASKED_WITHIN_S)
-        assert loop.time() - back < ASKED_WITHIN_S
     replayed = [s.action for s in sim.sent if s.replay]
     assert replayed and "StatusNotification" not in replayed  # what it lost stayed lost
     one_order(site)  # the replayed stop still made the one order
