@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint demo bench venv clean
+.PHONY: run test test-reliability lint demo bench venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-bridge needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -31,6 +31,9 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/pytest
+
+test-reliability: $(VENV)/.installed-test
+	$(BIN)/pytest tests/reliability -m '' -p no:cacheprovider
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m simulators.demo --config $(CONFIG)

@@ -142,3 +142,13 @@ async def insert(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
         return int(rowid)
 
     return await db.write(run)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault-injection scenarios' lines (tests/reliability/scoring.py), together at the end of the run."""
+    from tests.reliability.scoring import RECORDED
+
+    if RECORDED:
+        terminalreporter.section("fault-injection scenarios")
+        for scenario in RECORDED:
+            terminalreporter.write_line(scenario.line())

@@ -1,0 +1,61 @@
+"""The one line every fault-injection scenario prints, and how it is counted.
+
+A scenario knows which charging sessions the chargers completed (a key per session: the connector and the start time
+the charger reported, or any key that names one session) and which orders the mock province accepted (the same key for
+each accepted order, repeats included). ``score`` turns them into a ``Scenario``; ``record`` keeps it for the end of
+the run, where ``tests/conftest.py`` prints every line:
+
+    scenario NAME: sessions S, orders accepted A, lost L, duplicated D
+
+lost: completed sessions with no accepted order. duplicated: accepted orders beyond the first of their session (a
+resend that the province accepted again, under the same StartChargeSeq or another). An accepted order of no completed
+session is a phantom: the scenario fails on it (``Scenario.phantoms``), as it fails on any loss or duplicate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+RECORDED: list[Scenario] = []
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    sessions: int
+    accepted: int
+    lost: int
+    duplicated: int
+    phantoms: int = 0
+
+    def line(self) -> str:
+        return (
+            f"scenario {self.name}: sessions {self.sessions}, orders accepted {self.accepted}, "
+            f"lost {self.lost}, duplicated {self.duplicated}"
+        )
+
+    @property
+    def perfect(self) -> bool:
+        return self.lost == self.duplicated == self.phantoms == 0
+
+
+def score(name: str, completed: Iterable[Hashable], accepted: Iterable[Hashable]) -> Scenario:
+    sessions = set(completed)
+    counts = Counter(accepted)
+    return Scenario(
+        name=name,
+        sessions=len(sessions),
+        accepted=sum(counts.values()),
+        lost=len(sessions - counts.keys()),
+        duplicated=sum(n - 1 for n in counts.values()),
+        phantoms=len(counts.keys() - sessions),
+    )
+
+
+def record(scenario: Scenario) -> Scenario:
+    """Keep the line for the run's summary and return the scenario (assert ``.perfect`` on it)."""
+    RECORDED.append(scenario)
+    print(scenario.line())
+    return scenario
