@@ -3,6 +3,10 @@
 open store → queue station info → start the pull API → start the OCPP server → start the uploader and the
 charger timers → READY=1 → serve until stopped → STOPPING=1 → stop accepting requests (listeners close, newest first:
 charger sockets get 1001, then the pull API) → let in-flight pushes finish (bounded) → close the client and the store.
+
+A full disk stops no task: chargers get InternalError, the uploader, the timers and the maintenance write again
+later, and ``STATUS=`` (sd_notify, with every watchdog ping, or when it changes without a watchdog) says "disk full"
+until a write succeeds again.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from edge_bridge import systemd
+from edge_bridge import guard, systemd
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
-from edge_bridge.errors import StoreError
+from edge_bridge.errors import StoreError, StoreFullError
 from edge_bridge.provincial.client import ProvinceClient
 from edge_bridge.provincial.pull_server import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
@@ -28,6 +32,7 @@ from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.timeutil import utc_now
 from edge_bridge.usecases.bridge import ACCEPT_HOOKS, ChargerBridge
+from edge_bridge.usecases.clock_watch import ClockWatch
 from edge_bridge.usecases.station_info import enqueue_station_info
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 3.0
 MAINTENANCE_INTERVAL_S = 3600.0
 MAINTENANCE_RETRY_S = 300.0  # after a failed maintenance (a full disk, a locked store)
+STATUS_CHECK_S = 1.0  # without a watchdog: how often the STATUS= line is checked for a change
+STATUS_SERVING = "serving"
+STATUS_DISK_FULL = "disk full: the database's filesystem has no space left; chargers are refused until it has"
 TIMER_INTERVAL_S = 5.0
 GC_YOUNG_THRESHOLD = 10_000
 PUSH_OUTCOME_WITHIN_S = 0.005  # a push's outcome may wait this long for company in a commit (a drain: few fsyncs)
@@ -44,6 +52,15 @@ class Listener(Protocol):
     """Something that accepts requests until closed (the pull API, the OCPP server)."""
 
     async def close(self) -> None: ...
+
+
+Pause = Callable[[asyncio.Event, float], Awaitable[None]]
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds`` or until ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _close_all(listeners: list[Listener]) -> None:
@@ -73,8 +90,10 @@ class App:
         notify: Callable[[str], bool] = systemd.notify,
         drain_timeout_s: float = DRAIN_TIMEOUT_S,
         timer_interval_s: float = TIMER_INTERVAL_S,
+        pause: Pause | None = None,
     ) -> None:
         self.config = config
+        self._pause = pause or _pause  # the maintenance's wait between passes (a test waits in simulated time)
         self._clock = clock
         self._notify = notify
         self._drain_timeout_s = drain_timeout_s
@@ -90,6 +109,7 @@ class App:
         try:
             outbox = Outbox(db)
             await enqueue_station_info(db, outbox, self.config.site_model(), self._clock())
+            guard.raise_fd_limit()  # before the listeners size their connection caps from it
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
             self.pull_port = pull_api.port
@@ -119,9 +139,10 @@ class App:
         uploader = self._uploader(db, outbox, send, bridge)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
-            group.create_task(self._watchdog(stop))
+            group.create_task(self._watchdog(db, stop))
             group.create_task(self._maintenance(db, outbox, stop))
             group.create_task(bridge.run_timers(stop, self._timer_interval_s))
+            group.create_task(ClockWatch(self._clock).run(stop, self._timer_interval_s))  # logs clock_jumped
             _tune_garbage_collection()
             self._notify("READY=1")
             self.started.set()
@@ -144,6 +165,7 @@ class App:
             tz=self.config.tz,
             timeout_s=p.request_timeout_s,
             sig_lowercase=p.sig_lowercase,
+            ca_file=p.ca_file,
             clock=self._clock,
         )
 
@@ -164,12 +186,20 @@ class App:
         write = functools.partial(bridge.writer.submit, within_s=PUSH_OUTCOME_WITHIN_S)
         return Uploader(db, outbox, send, policy=policy, on_accepted=ACCEPT_HOOKS, write=write, clock=self._clock)
 
-    async def _watchdog(self, stop: asyncio.Event) -> None:
+    async def _watchdog(self, db: Database, stop: asyncio.Event) -> None:
+        """``WATCHDOG=1`` with the ``STATUS=`` line, every half watchdog interval; without a watchdog, ``STATUS=``
+        alone whenever it changes (nothing while the daemon serves normally)."""
         interval = systemd.watchdog_interval_s()
-        while interval is not None and not stop.is_set():
-            self._notify("WATCHDOG=1")
+        said = STATUS_SERVING
+        while not stop.is_set():
+            status = STATUS_DISK_FULL if db.full else STATUS_SERVING
+            if interval is not None:
+                self._notify(f"WATCHDOG=1\nSTATUS={status}")
+            elif status != said:
+                self._notify(f"STATUS={status}")
+            said = status
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                await asyncio.wait_for(stop.wait(), interval or STATUS_CHECK_S)
 
     async def _maintenance(self, db: Database, outbox: Outbox, stop: asyncio.Event) -> None:
         """Hourly: forget what the retention settles (``[retention]``) and expired tokens. A store failure is
@@ -178,11 +208,11 @@ class App:
             interval = MAINTENANCE_INTERVAL_S
             try:
                 await self._maintain(db, outbox, self._clock())
-            except StoreError as exc:
-                log.error("maintenance_failed", extra={"error": str(exc), "retry_s": MAINTENANCE_RETRY_S})
+            except StoreError as exc:  # a full disk is logged once, by the store
+                level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
+                log.log(level, "maintenance_failed", extra={"error": str(exc), "retry_s": MAINTENANCE_RETRY_S})
                 interval = MAINTENANCE_RETRY_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            await self._pause(stop, interval)
 
     async def _maintain(self, db: Database, outbox: Outbox, now: datetime) -> None:
         keep = self.config.retention

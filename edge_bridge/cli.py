@@ -1,6 +1,11 @@
 """The ``edge-bridge`` command: ``run``, ``check-config``, ``status``, ``outbox list|requeue``.
 
-Exit codes: 0 success, 1 runtime failure, 2 configuration error (systemd's RestartPreventExitStatus=2).
+Exit codes (the systemd unit's RestartPreventExitStatus=2 3 4: restarting cannot fix those):
+  0  success (run: stopped by SIGTERM/SIGINT)
+  1  runtime failure (systemd restarts the daemon)
+  2  configuration error
+  3  the database file is damaged, truncated or not an edge-bridge store: restore a backup or move it away
+  4  the database was written by a newer edge-bridge: install that version or newer
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from edge_bridge import __version__
 from edge_bridge.app import App
 from edge_bridge.config import DEFAULT_PATH, Config, load_config_with_warnings
 from edge_bridge.config_check import EXIT_CONFIG, check_config
-from edge_bridge.errors import ConfigError, StoreError
+from edge_bridge.errors import ConfigError, DatabaseUnusableError, StoreError
 from edge_bridge.log import setup_logging
 from edge_bridge.status_report import status_report
 from edge_bridge.store.db import open_database
@@ -27,6 +32,8 @@ from edge_bridge.timeutil import utc_now
 log = logging.getLogger("edge_bridge")
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_CODES = (__doc__ or "").split("\n\n", 1)[-1]
+RAW = argparse.RawDescriptionHelpFormatter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,13 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return asyncio.run(_status(config))
         return asyncio.run(_outbox(config, args))
+    except DatabaseUnusableError as exc:
+        return _unusable(exc)
     except StoreError as exc:
         log.error("store_failed", extra={"error": str(exc)})
         return EXIT_FAILURE
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge-bridge", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="edge-bridge",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"edge-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
@@ -61,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         ("check-config", "validate the configuration file"),
         ("status", "chargers, connectors and open sessions (works while the daemon runs)"),
     ):
-        _with_config(commands.add_parser(name, help=text))
+        _with_config(commands.add_parser(name, help=text, epilog=EXIT_CODES, formatter_class=RAW))
     outbox = _with_config(commands.add_parser("outbox", help="inspect or requeue pushes to the province"))
     outbox.add_argument("action", choices=("list", "requeue"))
     outbox.add_argument("--state", choices=("pending", "sent", "dead"), help="list: only rows in this state")
@@ -83,6 +97,8 @@ async def _run(config: Config) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await App(config).run(stop)
+    except DatabaseUnusableError as exc:
+        return _unusable(exc)
     except StoreError as exc:
         log.error("store_failed", extra={"error": str(exc)})
         return EXIT_FAILURE
@@ -90,6 +106,12 @@ async def _run(config: Config) -> int:
         log.exception("crashed")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _unusable(exc: DatabaseUnusableError) -> int:
+    """The database may not be used: say what is wrong, where, and what to do, as for a configuration error."""
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
 
 
 async def _status(config: Config) -> int:

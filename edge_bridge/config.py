@@ -31,8 +31,10 @@ from pydantic import (
     model_validator,
 )
 
+from edge_bridge import tls
 from edge_bridge.config_site import _station, _tariff
 from edge_bridge.domain.site import Operator, Site
+from edge_bridge.errors import ConfigError, ConfigProblem
 from edge_bridge.provincial.crypto import Secrets
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,14 @@ class ProvinceConfig(_Section):
     retry_initial_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     sig_lowercase: bool = False
+    ca_file: Path | None = None  # https only: trust only these CAs for the province (default: the system store)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _https_only(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and str(info.data.get("base_url", "https://")).startswith("http://"):
+            raise ValueError("ca_file verifies an https:// province, but base_url is http://")
+        return value
 
     def secret(self, name: str) -> str:
         value: SecretStr | None = getattr(self, name)
@@ -173,8 +183,13 @@ class OcppConfig(_Section):
     heartbeat_interval_s: int = Field(default=300, gt=0)
     offline_after_s: int = Field(default=120, gt=0)
     allow_unknown_chargers: bool = False
+    handshake_timeout_s: float = Field(default=5.0, gt=0)  # TLS and websocket handshake, each (issue 8)
+    max_connections: int = Field(default=4096, gt=0)  # at most 3/4 of the open-file limit is used
+    max_connections_per_address: int = Field(default=1200, gt=0)  # a whole site may sit behind one NAT address
+    max_handshakes_per_address: int = Field(default=100, gt=0)  # connections of one address still in the handshake
     tls_cert: Path | None = None
     tls_key: Path | None = Field(default=None, validate_default=True)
+    tls_client_ca: Path | None = None  # security profile 3: chargers present a certificate signed by this CA
 
     @field_validator("tls_key")
     @classmethod
@@ -183,6 +198,13 @@ class OcppConfig(_Section):
             raise ValueError("missing: tls_cert is given, and tls_cert and tls_key go together")
         if value is not None and "tls_cert" in info.data and info.data["tls_cert"] is None:
             raise ValueError("tls_key is given without tls_cert; they go together")
+        return value
+
+    @field_validator("tls_client_ca")
+    @classmethod
+    def _profile_3_is_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and "tls_cert" in info.data and info.data["tls_cert"] is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key (client certificates are checked over TLS)")
         return value
 
     @property
@@ -194,6 +216,9 @@ class PullApiConfig(_Section):
     listen: Listen = "0.0.0.0:8093"  # the province calls from outside
     path_prefix: str = "/evcs/v1"
     allow_from: tuple[Network, ...] = ()
+    idle_timeout_s: float = Field(default=5.0, gt=0)  # no complete request for this long: closed (headers too)
+    max_connections: int = Field(default=256, gt=0)  # at most 1/8 of the open-file limit is used
+    max_connections_per_address: int = Field(default=32, gt=0)  # the province opens a few at once from one address
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -353,4 +378,23 @@ def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
     """Read and validate the config file; the config and its warnings, or raises ConfigError."""
     from edge_bridge import config_load
 
-    return config_load.load_config_with_warnings(path)
+    config, warnings = config_load.load_config_with_warnings(path)
+    problems = _tls_problems(config)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config, warnings
+
+
+def _tls_problems(config: Config) -> list[ConfigProblem]:
+    """The TLS files exist, are readable and load, each problem naming its key (at start-up, not on first use)."""
+    ocpp, ca_file = config.ocpp, config.province.ca_file
+    files = {"ocpp.tls_cert": ocpp.tls_cert, "ocpp.tls_key": ocpp.tls_key}
+    files |= {"ocpp.tls_client_ca": ocpp.tls_client_ca, "province.ca_file": ca_file}
+    problems = [ConfigProblem(k, why) for k, path in files.items() if path and (why := tls.unusable(path))]
+    if problems:
+        return problems
+    del files["ocpp.tls_key"]  # a key is checked against its certificate, once the certificate loads
+    checks = {key: tls.certificates_problem(path) for key, path in files.items() if path is not None}
+    if ocpp.tls_cert is not None and ocpp.tls_key is not None and checks["ocpp.tls_cert"] is None:
+        checks["ocpp.tls_key"] = tls.key_problem(ocpp.tls_cert, ocpp.tls_key)
+    return [ConfigProblem(key, why) for key, why in checks.items() if why is not None]

@@ -52,6 +52,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: not UTF-8 at byte {exc.start}")]) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(str(path), [ConfigProblem("", "not valid TOML: nested too deeply")]) from None
 
 
 def _secret_holders(raw: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -99,6 +101,8 @@ def _load_secret_files(raw: dict[str, Any]) -> list[ConfigProblem]:
             problems.append(ConfigProblem(f"{prefix}.{file_key}", f"cannot read {table[file_key]}: {reason}"))
         except UnicodeDecodeError:  # its message would quote bytes of the secret
             problems.append(ConfigProblem(f"{prefix}.{file_key}", f"{table[file_key]} is not UTF-8 text"))
+        except ValueError:  # a NUL byte in the path
+            problems.append(ConfigProblem(f"{prefix}.{file_key}", f"{table[file_key]!r} is not a usable path"))
     return problems
 
 

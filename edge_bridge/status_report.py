@@ -6,6 +6,10 @@ chargers and connectors are listed even when never seen; chargers that connected
 (``allow_unknown_chargers``) are listed after them. Orders are counted by state (a queued one with the state of its
 outbox row: a disputed or rejected order is dead-lettered there with the province's reason); the orders not pushed
 or dead-lettered are listed, newest first.
+
+The first line is the storage: the database's path and the free space on its filesystem, or "DISK FULL" when less
+than ``db.FULL_BELOW_BYTES`` is left (the threshold under which the daemon's commits fail; the daemon itself knows
+it from its failed commits, and this process, which only reads, from ``os.statvfs``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from edge_bridge.store import chargers as store_chargers
 from edge_bridge.store import orders as store_orders
 from edge_bridge.store import sessions as store_sessions
 from edge_bridge.store.chargers import ChargerRow
-from edge_bridge.store.db import Database, Tx
+from edge_bridge.store.db import FULL_BELOW_BYTES, Database, Tx, free_bytes
 from edge_bridge.store.orders import OrderLine
 
 NEVER = "never"
@@ -61,6 +65,8 @@ async def status_report(db: Database, site: Site, out: TextIO, now: datetime) ->
     configured = [charger for station in site.stations for charger in station.chargers]
     names = {c.ocpp_id for c in configured} | set(chargers)
     lines = [
+        _storage_line(db),
+        "",
         "Chargers",
         *(_charger_line(ocpp_id, chargers.get(ocpp_id), now) for ocpp_id in _ordered(configured, names)),
         "",
@@ -79,6 +85,15 @@ async def status_report(db: Database, site: Site, out: TextIO, now: datetime) ->
     ]
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _storage_line(db: Database) -> str:
+    free = free_bytes(db.path)
+    if free is None:
+        return f"Storage: {db.path}  free space unknown"
+    if free < FULL_BELOW_BYTES:
+        return f"Storage: DISK FULL ({free} bytes free) at {db.path}: chargers' records are refused until space returns"
+    return f"Storage: {db.path}  {free / 2**20:.1f} MiB free"
 
 
 def _ordered(configured: list[ChargerDesc], names: set[str]) -> list[str]:

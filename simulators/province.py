@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -24,7 +25,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Any, Literal
+from ssl import SSLContext
+from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
@@ -48,6 +50,8 @@ from edge_bridge.provincial.codec import (
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.timeutil import utc_now
 from simulators.province_checks import CHECKS, check_envelope_format, check_token_request
+from simulators.province_faults import ANSWER_FAULTS, client_gone, forged_answer, spoiled, wrong_sig
+from simulators.province_faults import Fault as Fault
 
 # The pull client and the CLI live in simulators.province_pull (which imports this module only to serve); they are
 # re-exported here so ``from simulators.province import pull, main, ...`` and the console script keep working.
@@ -76,31 +80,6 @@ RET_TEXT = {
     -1: "系统繁忙",
 }
 SEQ_MEMORY = 600  # TimeStamps remembered for the repeated-Seq check
-
-
-@dataclass(frozen=True)
-class Fault:
-    """An injected failure. ``interface=None`` means any push (query_token is then affected only by "down")."""
-
-    kind: Literal["ret", "http", "stall", "down"]
-    interface: str | None = None
-    count: int = 1
-    ret: int = -1
-    status: int = 503
-    seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("ret", "http", "stall", "down"):
-            raise ValueError(f"unknown fault kind {self.kind!r}")
-        if self.interface is not None and self.interface not in INTERFACES:
-            raise ValueError(f"unknown interface {self.interface!r}")
-        if self.count < 1:
-            raise ValueError("count must be at least 1")
-        if self.kind in ("stall", "down") and self.seconds <= 0:
-            raise ValueError(f"a {self.kind} fault needs seconds > 0")
-
-    def matches(self, interface: str) -> bool:
-        return self.interface == interface or (self.interface is None and interface in PUSHES)
 
 
 @dataclass(frozen=True)
@@ -140,6 +119,10 @@ def _reject(ret: int, reason: str, problems: list[str], data: dict[str, Any] | N
     return _Outcome(ret, f"{RET_TEXT.get(ret, 'error')}: {reason}", None, False, tuple(problems), data)
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _redact(interface: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
     if interface == TOKEN and data is not None and "OperatorSecret" in data:
         return {**data, "OperatorSecret": "***"}
@@ -171,7 +154,7 @@ class MockProvince:
         self.tokens_issued = 0
         self._arrival_order: list[int] = []
         self._arrivals = 0
-        self._tokens: dict[str, datetime] = {}
+        self._tokens: dict[str, datetime] = {}  # SHA-256 of each issued token → expiry: a lookup leaks no timing
         self._orders: dict[str, dict[str, Any]] = {}
         self._seqs: OrderedDict[str, set[str]] = OrderedDict()
         self._faults: list[_Active] = []
@@ -205,7 +188,8 @@ class MockProvince:
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, ssl: SSLContext | None = None) -> str:
+        """Serve on ``host:port`` (0: any free port), over https with ``ssl``; the base URL."""
         app = web.Application()
         app.router.add_route("*", self.path_prefix + "{interface}", self._on_interface)
         app.router.add_post("/_mock/faults", self._on_fault)
@@ -215,9 +199,9 @@ class MockProvince:
         self._stopping.clear()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        await web.TCPSite(self._runner, host, port, ssl_context=ssl).start()
         bound_port = self._runner.addresses[0][1]
-        self.url = f"http://{host}:{bound_port}{self.path_prefix}"
+        self.url = f"{'http' if ssl is None else 'https'}://{host}:{bound_port}{self.path_prefix}"
         return self.url
 
     async def stop(self) -> None:
@@ -237,6 +221,10 @@ class MockProvince:
     def inject(self, fault: Fault) -> None:
         until = time.monotonic() + fault.seconds if fault.kind == "down" else 0.0
         self._faults.append(_Active(fault, fault.count, until))
+
+    def clear_faults(self) -> None:
+        """The province is fixed: faults not used up yet are dropped (requests already held still finish)."""
+        self._faults.clear()
 
     def expire_tokens(self) -> None:
         expired = self._clock() - timedelta(seconds=1)
@@ -260,6 +248,8 @@ class MockProvince:
                 arrival, Received(name, self._peek_body(name, body), -1, False, (), at, False, fault.kind, status)
             )
             return web.Response(status=status, text=f"mock province: injected {fault.kind} fault")
+        if fault is not None and (fault.kind in ANSWER_FAULTS or fault.kind == "slow"):
+            return await self._spoil(request, (arrival, at, name, body), fault)
         if fault is not None and fault.kind == "ret":
             outcome = _Outcome(fault.ret, RET_TEXT.get(fault.ret, "injected"), None, data=self._peek_body(name, body))
         else:
@@ -271,8 +261,38 @@ class MockProvince:
             arrival,
             Received(name, outcome.data, outcome.ret, outcome.accepted, outcome.problems, at, outcome.duplicate, kind),
         )
+        return self._answer(outcome)
+
+    def _answer(self, outcome: _Outcome) -> web.Response:
         response = encode_response(outcome.ret, outcome.msg, outcome.payload, self.secrets)
         return web.json_response(response.as_body(), dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+    async def _spoil(
+        self, request: web.Request, arrived: tuple[int, datetime, str, bytes], fault: Fault
+    ) -> web.StreamResponse:
+        """A slow answer or an answer fault (simulators.province_faults); the request is kept only as it says."""
+        arrival, at, name, body = arrived
+        if fault.kind == "slow" and not fault.processed:
+            await self._stall(fault.seconds)
+            if client_gone(request):  # it gave up: nothing is kept, nobody reads the answer
+                self._record(arrival, Received(name, self._peek_body(name, body), -1, False, (), at, fault="slow"))
+                return web.Response(status=503)
+        if fault.processed or fault.kind == "slow":
+            outcome = self._handle(name, body, request.headers)
+        else:
+            outcome = _Outcome(-1, "not processed", None, data=self._peek_body(name, body))
+        status = fault.status if fault.kind == "html" else 200
+        kept = (outcome.ret, outcome.accepted, outcome.problems)
+        self._record(arrival, Received(name, outcome.data, *kept, at, outcome.duplicate, fault.kind, status))
+        if fault.kind == "slow":
+            if fault.processed:
+                await self._stall(fault.seconds)
+            return self._answer(outcome)
+        answer = encode_response(outcome.ret, outcome.msg, outcome.payload, self.secrets)
+        envelope = answer.as_body()
+        if fault.kind == "bad_sig":
+            envelope = wrong_sig(answer) if fault.processed else forged_answer(name, outcome.data, self.secrets)
+        return await spoiled(request, fault, envelope, arrival)
 
     def _take_fault(self, interface: str) -> Fault | None:
         now = time.monotonic()
@@ -379,7 +399,7 @@ class MockProvince:
         scheme, _, token = header.partition(" ")
         if scheme != "Bearer" or not token or token != "".join(token.split()):
             return "malformed Authorization", ["Authorization must be 'Bearer <token>' with exactly one space"]
-        expires = self._tokens.get(token)
+        expires = self._tokens.get(_digest(token))
         if expires is None:
             return "unknown token", ["Bearer token was never issued by this province"]
         if expires <= self._clock():
@@ -427,7 +447,7 @@ class MockProvince:
         }
         if not fail:
             token = self._new_token()
-            self._tokens[token] = self._clock() + timedelta(seconds=self.token_ttl_s)
+            self._tokens[_digest(token)] = self._clock() + timedelta(seconds=self.token_ttl_s)
             self.tokens_issued += 1
             answer.update(AccessToken=token, TokenAvailableTime=self.token_ttl_s)
         return _Outcome(RET_OK, OK_MSG, answer, not fail, tuple(problems), data)

@@ -133,13 +133,22 @@ def _number_text(value: object) -> str | None:
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate (JSON ``"\\ud800"``, which no UTF-8 store accepts) becomes
+    U+FFFD; everything else is kept as it came."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 def verbatim(value: object) -> str:
-    """A value as received, for ``raw_skipped``: a string as is, anything else as its JSON text."""
+    """A value as received, for ``raw_skipped``: a string as is (but ``storable``), anything else as its JSON text."""
     if isinstance(value, str):
-        return value
+        return storable(value)
     try:
-        return json.dumps(value, ensure_ascii=False, default=repr)
-    except ValueError:  # an integer too long to print
+        return storable(json.dumps(value, ensure_ascii=False, default=repr))
+    except (ValueError, RecursionError):  # an integer too long to print, or garbage nested too deep
         return repr(type(value))
 
 

@@ -139,9 +139,10 @@ def _integer(raw: object) -> int | None:
 
 
 def _text(raw: object) -> str | None:
-    """A string field: a string, or a JSON number where a string belongs."""
+    """A string field: a string (``meter.storable``: a lone surrogate becomes U+FFFD), or a JSON number where a
+    string belongs."""
     if isinstance(raw, str):
-        return raw
+        return meter.storable(raw)
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return None
     return str(raw) if isinstance(raw, float) or abs(raw) < 10**100 else None

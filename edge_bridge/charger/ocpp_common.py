@@ -5,7 +5,8 @@ with ``on`` below; an answer goes to the ``call`` waiting for it; a bad frame is
 never fatal, and so is an answer nobody waits for. A handler's ``_report()`` does normalize → ``bridge.apply`` →
 answer, so the CALLRESULT goes out only after the store committed (ocpp-bridge §2). Handlers get the payload with
 snake_case keys, as the ``ocpp`` library's own dispatcher would give them, and answer with the library's typed
-``call_result`` dataclasses. The server owns the receive loop.
+``call_result`` dataclasses. A handler's ``self`` is positional-only (``(self, /, **payload)``): a payload key named
+``self`` is then just a key. The server owns the receive loop.
 
 Asking for the truth (ocpp-bridge §1): ``ask_for_statuses`` runs in a task of its own beside the receive loop, never
 inside a handler (a handler that awaited an answer would hold up the very loop that brings it). When the charger
@@ -29,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import math
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -38,15 +41,15 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from ocpp import routing
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import FormatViolationError, InternalError, NotSupportedError, OCPPError
+from ocpp.exceptions import FormatViolationError, InternalError, NotSupportedError, OCPPError, ProtocolError
 from ocpp.exceptions import NotImplementedError as NoHandlerError
-from ocpp.messages import Call, MessageType, unpack
+from ocpp.messages import Call, CallError, MessageType, unpack
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201.enums import Action as Action201
 
 from edge_bridge.charger.normalize import NormalizeError
 from edge_bridge.domain.events import ConnectorStatusReported, Event
-from edge_bridge.errors import StoreError
+from edge_bridge.errors import StoreError, StoreFullError
 from edge_bridge.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -92,21 +95,37 @@ KNOWN_ACTIONS = {"1.6": {a.value for a in Action16}, "2.0.1": {a.value for a in 
 CALL_TIMEOUT_S = 30.0  # a charger's answer to a CALL of ours
 STATUS_AFTER_END_S = 30.0  # a session ended without a status for its connector this long after: ask for one
 KEY_CACHE_SIZE = 4096  # distinct payload keys remembered; a charger sending endless new keys cannot grow it
+MAX_CACHED_KEY = 64  # longer keys are converted each time: the cache must not hold 4096 keys of megabytes each
+MAX_KEY_DEPTH = 32  # keys are converted this deep (OCPP payloads nest 6 levels); below, values are kept as sent
 
 
 @functools.lru_cache(maxsize=KEY_CACHE_SIZE)
 def snake_key(key: str) -> str:
-    """The library's camelCase → snake_case of one key (``chargePointVendor`` → ``charge_point_vendor``)."""
+    """The library's camelCase → snake_case of one key (``chargePointVendor`` → ``charge_point_vendor``), cached."""
+    return _snake_key(key)
+
+
+def _snake_key(key: str) -> str:
     (converted,) = camel_to_snake_case({key: None})
     return str(converted)
 
 
-def snake_keys(data: Any) -> Any:
-    """Every key of every object in ``data`` in snake_case, as the library's handlers expect them."""
+def _key(key: Any) -> Any:
+    """A long key is converted each time: the cache must not hold 4096 keys of megabytes each."""
+    if not isinstance(key, str):
+        return key
+    return snake_key(key) if len(key) <= MAX_CACHED_KEY else _snake_key(key)
+
+
+def snake_keys(data: Any, depth: int = 0) -> Any:
+    """Every key of every object in ``data`` in snake_case, as the library's handlers expect them, down to
+    ``MAX_KEY_DEPTH`` levels; deeper values are kept as they are (garbage nested a thousand deep costs no stack)."""
+    if depth >= MAX_KEY_DEPTH:
+        return data
     if isinstance(data, dict):
-        return {snake_key(k) if isinstance(k, str) else k: snake_keys(v) for k, v in data.items()}
+        return {_key(k): snake_keys(v, depth + 1) for k, v in data.items()}
     if isinstance(data, list):
-        return [snake_keys(v) for v in data]
+        return [snake_keys(v, depth + 1) for v in data]
     return data
 
 
@@ -119,6 +138,7 @@ class BridgeChargePoint:
     """One live connection: ``route_message(frame)`` per received frame (the server owns the receive loop)."""
 
     ocpp_version: ClassVar[str] = ""
+    format_violation: ClassVar[type[OCPPError]] = FormatViolationError  # 1.6 spells it FormationViolation
     _handlers: ClassVar[dict[str, str]]  # action → the name of its @on handler, per class, built once
 
     def __init__(
@@ -144,28 +164,47 @@ class BridgeChargePoint:
             type(self)._handlers = {action: r["_on_action"].__name__ for action, r in routes.items()}
 
     async def route_message(self, raw: str | bytes) -> None:
-        """Handle one frame: answer a CALL; log and drop anything unreadable or unsolicited."""
+        """Handle one frame: answer a CALL; log and drop anything unreadable or unsolicited, but answer a broken
+        CALL whose unique id can be read with a CALLERROR, so the charger does not wait for its timeout."""
         try:
             message = unpack(raw)
         except OCPPError as exc:
             cause = exc.details.get("cause", exc.description) if isinstance(exc.details, dict) else exc.description
-            log.warning("ocpp_bad_frame", extra={"charger": self.id, "cause": cause, "frame": _excerpt(raw)})
+            await self._bad_frame(raw, str(cause), exc.code)
+            return
+        except (ValueError, RecursionError):  # an integer of over 4,300 digits, or nesting deeper than the stack
+            await self._bad_frame(raw, "Message is not valid JSON", FormatViolationError.code)
             return
         if message.message_type_id == MessageType.Call:
             await self._answer(message)
             return
-        waiting = self._calls.get(str(message.unique_id))
+        unique_id = message.unique_id if isinstance(message.unique_id, str) else ""
+        waiting = self._calls.get(unique_id)
         if waiting is None or waiting.done():
-            log.debug("ocpp_unsolicited_answer", extra={"charger": self.id, "unique_id": str(message.unique_id)})
+            log.debug("ocpp_unsolicited_answer", extra={"charger": self.id, "unique_id": unique_id[:FRAME_EXCERPT]})
         else:
             waiting.set_result(message)
+
+    async def _bad_frame(self, raw: str | bytes, cause: str, code: str) -> None:
+        """A frame that is no OCPP message: one warning; a CALLERROR when it begins as a CALL with a unique id
+        (FormatViolation, or 1.6's FormationViolation, for broken JSON; ProtocolError for a wrong structure)."""
+        log.warning("ocpp_bad_frame", extra={"charger": self.id, "cause": cause, "frame": _excerpt(raw)})
+        unique_id = call_id(raw)
+        if unique_id is None:
+            return
+        if code == FormatViolationError.code:
+            code = self.format_violation.code
+        elif code != ProtocolError.code:
+            code = ProtocolError.code
+        await self._connection.send(CallError(unique_id, code, cause[:FRAME_EXCERPT], {}).to_json())
 
     async def _answer(self, message: Any) -> None:
         try:
             payload = wire_payload(await self._dispatch(message))
         except OCPPError as error:
             fields = {"charger": self.id, "action": str(message.action), "code": error.code}
-            log.warning("ocpp_call_refused", extra=fields)
+            full = isinstance(error.__cause__, StoreFullError)  # logged once by the store, not per message
+            log.log(logging.DEBUG if full else logging.WARNING, "ocpp_call_refused", extra=fields)
             await self._connection.send(message.create_call_error(error).to_json())
             return
         except Exception as exc:  # a bug must cost one answer, never the connection
@@ -177,7 +216,7 @@ class BridgeChargePoint:
     async def _dispatch(self, message: Any) -> Any:
         """The handler's answer to one CALL (an OCPPError for a CALL it cannot take)."""
         if not isinstance(message.action, str) or not isinstance(message.payload, dict):
-            raise FormatViolationError(details={"cause": "the action must be a string and the payload an object"})
+            raise self.format_violation(details={"cause": "the action must be a string and the payload an object"})
         self.action = message.action
         name = self._handlers.get(message.action)
         if name is None:
@@ -196,7 +235,9 @@ class BridgeChargePoint:
         try:
             applied = await self.bridge.apply(events)
         except StoreError as exc:
-            log.error("ocpp_store_failed", extra={"charger": self.id, "action": self.action, "error": str(exc)})
+            full = isinstance(exc, StoreFullError)  # logged once by the store, not per message
+            fields = {"charger": self.id, "action": self.action, "error": str(exc)}
+            log.log(logging.DEBUG if full else logging.ERROR, "ocpp_store_failed", extra=fields)
             raise InternalError(description="the store is unavailable; retry later") from exc
         log.debug("ocpp_applied", extra={"charger": self.id, "action": self.action, "events": len(events)})
         self._note(events, applied)
@@ -260,6 +301,22 @@ class BridgeChargePoint:
     def _acknowledge(self, answer: Any) -> Any:
         log.debug("ocpp_acknowledged", extra={"charger": self.id, "action": self.action})
         return answer
+
+
+_CALL_START = re.compile(r'\s*\[\s*2\s*,\s*("(?:[^"\\\x00-\x1f]|\\.){1,64}")')
+
+
+def call_id(raw: str | bytes) -> str | None:
+    """The unique id of a frame that begins as a CALL (``[2, "<id>"``), however broken the rest; else None."""
+    head = raw[:FRAME_EXCERPT] if isinstance(raw, str) else raw[:FRAME_EXCERPT].decode("utf-8", "replace")
+    match = _CALL_START.match(head)
+    if match is None:
+        return None
+    try:
+        unique_id = json.loads(match.group(1))
+    except ValueError:  # an escape json does not know
+        return None
+    return unique_id if isinstance(unique_id, str) else None
 
 
 def _excerpt(raw: str | bytes) -> str:

@@ -1,7 +1,9 @@
 """The OCPP websocket server: path → identity, admission, subprotocol choice, TLS, keepalive, live connections.
 
 ``ws[s]://host:port/<path_prefix>/<charge point id>`` (ocpp-bridge §1). Admission happens at the handshake (HTTP 404
-for an unknown identity, 401 for missing or wrong Basic credentials); the version is the charger's first choice among
+for an unknown identity, 401 for missing or wrong Basic credentials; with ``tls_client_ca`` (security profile 3) the TLS
+handshake needs a certificate of that CA, and 403 when its subject CN is not the identity, while a configured password
+is then checked only if credentials are sent); the version is the charger's first choice among
 ``ocpp2.0.1`` and ``ocpp1.6``, 1.6 when it offers none, and a close with 1002 when it offers only others. Each
 connection gets a ``V16ChargePoint`` or ``V201ChargePoint``; this module owns its receive loop, so every frame
 reaches ``bridge.touch()`` before it is routed, and a frame that fails is logged without ending the connection.
@@ -9,6 +11,12 @@ reaches ``bridge.touch()`` before it is routed, and a frame that fails is logged
 Keepalive is ours, not the library's: websockets drops a connection whose pong is late even while frames flow.
 Here a ping goes out every ``ping_interval_s``; a late pong ends the connection only if nothing else (no frame) came
 from the charger within ``ping_timeout_s`` either. Answered pongs count as signs of life for the bridge too.
+
+Hostile clients (``edge_bridge.guard``): every socket is admitted by a ConnectionGuard as it opens (503 over
+``max_connections``, ``max_connections_per_address`` or ``max_handshakes_per_address``) and must finish its TLS and
+websocket handshake within ``handshake_timeout_s``. Basic auth runs under an AuthThrottle keyed by (source address,
+identity): after 5 failures that key is locked (429, Retry-After) for 1 s doubling to 5 min, its password unchecked.
+Refusals are logged as the first line of a window plus one summary per minute.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ import binascii
 import contextlib
 import hmac
 import logging
+import math
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
+from typing import ClassVar
 from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -36,14 +46,31 @@ from edge_bridge.charger.ocpp_common import BridgeChargePoint, BridgePort
 from edge_bridge.charger.v16 import V16ChargePoint
 from edge_bridge.charger.v201 import V201ChargePoint
 from edge_bridge.config import Config
-from edge_bridge.errors import StoreError
+from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.guard import (
+    SUMMARY_INTERVAL_S,
+    AuthThrottle,
+    ConnectionGuard,
+    Limits,
+    Summary,
+    Ticket,
+    fd_share,
+    peer_host,
+)
 from edge_bridge.timeutil import utc_now
+from edge_bridge.tls import check_peer, server_context
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOLS = {Subprotocol("ocpp2.0.1"): "2.0.1", Subprotocol("ocpp1.6"): "1.6"}
 DEFAULT_VERSION = "1.6"  # a charger that offers no subprotocol (many real ones)
+# ocpp-bridge §1: frames up to 4 MiB (NotifyReport, GetConfiguration, transactionData can be large); a frame over
+# it ends the connection (1009). Only a charger through the handshake (its password) can send one.
 MAX_FRAME = 4 * 1024 * 1024
+# Received frames buffered per connection before reading pauses (websockets' default is 16): OCPP has one CALL
+# outstanding per direction, so a few suffice, and a connection then pins at most ~(4 + 1) x MAX_FRAME, not 68 MiB.
+MAX_QUEUED_FRAMES = 4
+OCPP_FD_SHARE = 0.75  # of the open files left after guard.RESERVED_FDS; the pull API gets 1/8
 PING_INTERVAL_S = 30.0
 PING_TIMEOUT_S = 90.0
 CLOSE_TIMEOUT_S = 2.0  # a dead charger must not hold up shutdown
@@ -86,11 +113,9 @@ def select_subprotocol(_connection: ServerConnection, offered: Sequence[Subproto
     return next((choice for choice in offered if choice in SUBPROTOCOLS), None)
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
+def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """Profile 2 (``cert``/``key``) or 3 (and ``client_ca``): TLS 1.2 or newer with sane suites, see edge_bridge.tls."""
+    return server_context(cert, key, client_ca)
 
 
 @dataclass
@@ -117,8 +142,12 @@ class OcppServer:
         clock: Callable[[], datetime] = utc_now,
         ping_interval_s: float = PING_INTERVAL_S,
         ping_timeout_s: float = PING_TIMEOUT_S,
+        summary_interval_s: float = SUMMARY_INTERVAL_S,
     ) -> None:
         self._ocpp = config.ocpp
+        self.guard, self.throttle = _connection_guard(config, summary_interval_s), AuthThrottle()
+        self._refusals = Summary("charger_refused", interval_s=summary_interval_s, level=logging.INFO, logger=log)
+        self._locks = Summary("charger_login_locked", interval_s=summary_interval_s, logger=log)
         self._bridge = bridge
         self._clock = clock
         self._ping_interval_s = ping_interval_s
@@ -130,25 +159,36 @@ class OcppServer:
 
     async def start(self) -> None:
         host, port = self._ocpp.host_port
-        tls = self._ocpp.tls_cert, self._ocpp.tls_key
         self._server = await serve(
             self._serve,
             host,
             port,
             process_request=self._admit,
+            process_response=_established,
+            create_connection=_guarded(self.guard),
+            open_timeout=self._ocpp.handshake_timeout_s,  # from the first byte: covers half a request line
             subprotocols=list(SUBPROTOCOLS),
             select_subprotocol=select_subprotocol,
             max_size=MAX_FRAME,
+            max_queue=MAX_QUEUED_FRAMES,
             # no permessage-deflate: OCPP frames are small, and a deflate context per connection costs a small
             # gateway memory (a thousand chargers) and CPU on every frame; chargers that offer it go without
             compression=None,
             ping_interval=None,  # see _keepalive
             close_timeout=CLOSE_TIMEOUT_S,
-            ssl=tls_context(str(tls[0]), str(tls[1])) if tls[0] and tls[1] else None,
+            ssl=self._tls(),
             server_header=None,
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("ocpp_listening", extra={"port": self.port, "tls": bool(tls[0])})
+        tls = {"tls": self._ocpp.tls_cert is not None, "client_certificates": self._ocpp.tls_client_ca is not None}
+        caps = {"max_connections": self.guard.limits.total, "handshake_timeout_s": self._ocpp.handshake_timeout_s}
+        log.info("ocpp_listening", extra={"port": self.port, **tls, **caps})
+
+    def _tls(self) -> ssl.SSLContext | None:
+        cert, key, client_ca = self._ocpp.tls_cert, self._ocpp.tls_key, self._ocpp.tls_client_ca
+        if cert is None or key is None:
+            return None
+        return tls_context(str(cert), str(key), None if client_ca is None else str(client_ca))
 
     async def close(self) -> None:
         """Close every charger socket with 1001 (going away), stop listening, wait for the handlers."""
@@ -157,6 +197,8 @@ class OcppServer:
         self._server.close(code=GOING_AWAY, reason="server shutting down")
         await self._server.wait_closed()
         self._server = None
+        for summary in (self.guard.refusals, self._refusals, self._locks):
+            summary.close()
         log.info("ocpp_closed")
 
     # ------------------------------------------------------------------------------------------------ handshake
@@ -167,16 +209,51 @@ class OcppServer:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "no charge point id in the path", request.path)
         if identity not in self._passwords and not self._ocpp.allow_unknown_chargers:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "unknown charge point", identity)
-        password = self._passwords.get(identity)
-        if password is not None and not _authorized(request, identity, password.get_secret_value()):
-            response = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "wrong or missing credentials", identity)
-            response.headers["WWW-Authenticate"] = 'Basic realm="edge-bridge", charset="UTF-8"'
+        if self._ocpp.tls_client_ca is not None and (refused := self._check_certificate(connection, identity)):
+            return refused
+        password = self._passwords.get(identity) if self._wants_password(request) else None
+        if password is None:
+            return None
+        return self._check_password(connection, request, identity, password.get_secret_value())
+
+    def _check_password(
+        self, connection: ServerConnection, request: Request, identity: str, password: str
+    ) -> Response | None:
+        """Basic auth under the brute-force throttle: a (source address, identity) that failed too often is refused
+        (429) without a check until its lock ends; a success clears it."""
+        key = (peer_host(connection.transport), identity)
+        if wait_s := self.throttle.locked_for(key):
+            response = self._refuse(connection, HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins", identity)
+            response.headers["Retry-After"] = str(math.ceil(wait_s))
             return response
-        return None
+        if _authorized(request, identity, password):
+            self.throttle.succeeded(key)
+            return None
+        if lock_s := self.throttle.failed(key):
+            self._locks.note(key[0], "wrong_credentials", charger=identity, lock_s=lock_s)
+        response = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "wrong or missing credentials", identity)
+        response.headers["WWW-Authenticate"] = 'Basic realm="edge-bridge", charset="UTF-8"'
+        return response
+
+    def _check_certificate(self, connection: ServerConnection, identity: str) -> Response | None:
+        """Profile 3: the verified client certificate's subject CN must be the identity (403 otherwise)."""
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        decision = check_peer(identity, ssl_object.getpeercert() if ssl_object is not None else None)
+        if decision.allowed:
+            return None
+        fields = {"charger": identity, "cn": decision.cn or "", "status": 403, "reason": decision.reason}
+        log.warning("charger_refused", extra={**fields, **_peer(connection)})
+        return connection.respond(HTTPStatus.FORBIDDEN, "client certificate does not match the charge point id\n")
+
+    def _wants_password(self, request: Request) -> bool:
+        """Profile 3 authenticates by certificate: a configured password is checked only when the charger sends
+        credentials. Without client certificates it is always required."""
+        return self._ocpp.tls_client_ca is None or "Authorization" in request.headers
 
     def _refuse(self, connection: ServerConnection, status: HTTPStatus, reason: str, who: str) -> Response:
-        fields = {"charger": who, "status": int(status), "reason": reason, **_peer(connection)}
-        log.info("charger_refused", extra=fields)
+        """The first refusal of a window is logged with its fields, the rest as one summary line."""
+        fields = {"charger": who, "status": int(status), **_peer(connection)}
+        self._refusals.note(peer_host(connection.transport), reason, **fields)
         return connection.respond(status, reason + "\n")
 
     # ------------------------------------------------------------------------------------------------ connection
@@ -198,8 +275,9 @@ class OcppServer:
             targets = await self._bridge.connected(identity, version)
             log.info("charger_connected", extra={"charger": identity, "ocpp_version": version, **_peer(connection)})
             await self._run(live, targets)
-        except StoreError as exc:
-            log.error("charger_store_failed", extra={"charger": identity, "error": str(exc)})
+        except StoreError as exc:  # the charger connects again later; a full disk is logged once, by the store
+            level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
+            log.log(level, "charger_store_failed", extra={"charger": identity, "error": str(exc)})
             await connection.close(SILENT, "store unavailable")
         finally:
             await self._unregister(live)
@@ -288,6 +366,44 @@ class OcppServer:
     async def _close_when_replaced(self, live: LiveCharger) -> None:
         await live.replaced.wait()
         await live.connection.close(REPLACED, "replaced by a new connection")
+
+
+def _connection_guard(config: Config, summary_interval_s: float) -> ConnectionGuard:
+    ocpp = config.ocpp
+    total = fd_share(ocpp.max_connections, OCPP_FD_SHARE)
+    limits = Limits(total, ocpp.max_connections_per_address, ocpp.max_handshakes_per_address)
+    return ConnectionGuard(limits, Summary("ocpp_connection_refused", interval_s=summary_interval_s, logger=log))
+
+
+class GuardedConnection(ServerConnection):
+    """A connection admitted by ``guard`` as its socket opens (503 and closed at once when over a cap), pending
+    until its handshake succeeds (``_established``), released when the socket closes."""
+
+    guard: ClassVar[ConnectionGuard]
+    ticket: Ticket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.ticket = self.guard.accept(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.ticket is not None:
+            self.ticket.release()
+
+
+def _guarded(guard: ConnectionGuard) -> type[GuardedConnection]:
+    class Bound(GuardedConnection):
+        pass
+
+    Bound.guard = guard
+    return Bound
+
+
+def _established(connection: ServerConnection, _request: Request, response: Response) -> None:
+    ticket = connection.ticket if isinstance(connection, GuardedConnection) else None
+    if ticket is not None and response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+        ticket.established()
 
 
 def _authorized(request: Request, identity: str, password: str) -> bool:

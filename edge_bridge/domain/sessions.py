@@ -14,6 +14,11 @@ The bridge loads the session record(s) an event touches, asks one of ``start_16`
   ``no_started`` until the ``Started`` arrives; the start is then the earliest time it carries), the ``Started``
   sets the start when it comes, and only an ``Ended`` finishes it. Readings that arrive after the ``Ended`` still
   enter the register range and the energy.
+- An end before the start is not believed (a clock went back between them: the charger's, or the bridge's when it
+  replaced a charger time from the future, ocpp-bridge §3): the end is the start plus the time the bridge saw pass
+  between the two messages, or the session's last activity when that is later (or the bridge's clock went back
+  too); flag ``end_before_start``. A session never ends before it starts. A 2.0.1 reading dated before the start
+  counts at the start for the energy (it is stored as dated).
 - A session's end is set once by a real stop (1.6 StopTransaction, 2.0.1 Ended). A zombie close is provisional:
   the real stop arriving later replaces it (flag ``stopped_after_zombie``; ``zombie`` stays as history).
 - Energy: ``meterStop - meterStart`` (1.6; the register readings stand in for a missing one, except an orphan's
@@ -61,6 +66,7 @@ NO_METER_START = "no_meter_start"
 NEGATIVE_ENERGY = "negative_energy"
 ZERO_BASELINE_SKIPPED = "zero_baseline_skipped"
 FINAL_BELOW_SAMPLES = "final_below_samples"
+END_BEFORE_START = "end_before_start"
 ENERGY_FLAGS = (NEGATIVE_ENERGY, ZERO_BASELINE_SKIPPED, FINAL_BELOW_SAMPLES)  # re-derived whenever the energy is
 
 MAX_PLAUSIBLE_POWER_W = Decimal(1_000_000)  # 1 MW: more than any single connector delivers
@@ -202,6 +208,14 @@ def stop_key(event: SessionEvent) -> str:
 
 def _earliest(event: SessionEvent) -> datetime:
     return min([event.at, *(r.at for r in event.readings)])
+
+
+def believed_end(session: Session, event: SessionEvent) -> tuple[datetime, Flags]:
+    """When ``session`` ended by a stop ``event``, and the flag when its time was before the start (docstring)."""
+    if event.at >= session.started_at:
+        return event.at, ()
+    seen = session.started_at + (event.received_at - session.started_received_at)
+    return max(seen, session.last_activity_at), (END_BEFORE_START,)
 
 
 # ------------------------------------------------------------------------------------------------ energy
@@ -359,9 +373,10 @@ def stop_16(event: SessionEvent, found: Session | None) -> SessionOutcome:
     if found.orphan or found.end_source in REAL_ENDS:
         return IGNORED
     late = (STOPPED_AFTER_ZOMBIE,) if found.end_source == END_ZOMBIE else ()
+    ended_at, odd = believed_end(found, event)
     closed = replace(
-        _heard(found, event.received_at, (*event.flags, *late)),
-        ended_at=event.at,
+        _heard(found, event.received_at, (*event.flags, *late, *odd)),
+        ended_at=ended_at,
         ended_received_at=event.received_at,
         meter_stop_wh=event.meter_wh,
         stop_reason=event.stop_reason,
@@ -369,7 +384,7 @@ def stop_16(event: SessionEvent, found: Session | None) -> SessionOutcome:
         end_source=END_STOP,
         id_tag=found.id_tag or event.id_tag,
     )
-    closed = fold_readings(_fold_meter(closed, event.at, event.meter_wh), event.readings)
+    closed = fold_readings(_fold_meter(closed, ended_at, event.meter_wh), event.readings)
     return SessionOutcome(session=settle(closed), readings=event.readings)
 
 
@@ -458,7 +473,13 @@ def _fold_201(session: Session, event: SessionEvent) -> Session:
         session = replace(session, started_at=min(session.started_at, _earliest(event)))
     if event.kind == "ended":
         session = _end_201(session, event)
-    return settle(fold_readings(session, event.readings))
+    return settle(fold_readings(session, _from_start(session, event.readings)))
+
+
+def _from_start(session: Session, readings: tuple[Reading, ...]) -> tuple[Reading, ...]:
+    """Readings dated before the session's start (the charger's clock went back) count at the start: never before
+    the start's own reading, so the energy (last minus first by time) stays the register's growth."""
+    return tuple(r if r.at >= session.started_at else replace(r, at=session.started_at) for r in readings)
 
 
 def _locate(session: Session, event: SessionEvent) -> Session:
@@ -479,14 +500,15 @@ def _end_201(session: Session, event: SessionEvent) -> Session:
     if session.end_source in REAL_ENDS:
         return session
     late = (STOPPED_AFTER_ZOMBIE,) if session.end_source == END_ZOMBIE else ()
+    ended_at, odd = believed_end(session, event)
     return replace(
         session,
-        ended_at=event.at,
+        ended_at=ended_at,
         ended_received_at=event.received_at,
         stop_reason=event.stop_reason or session.stop_reason,
         state=FINISHED,
         end_source=END_ENDED,
-        flags=add_flags(session.flags, *late),
+        flags=add_flags(session.flags, *late, *odd),
     )
 
 

@@ -3,16 +3,22 @@
 ``ProvinceClient.push(interface, payload_json)`` never raises for a failed push: it returns a :class:`PushResult`
 whose outcome is accepted, transient (retry with backoff), permanent (dead-letter) or token expired. The Sender
 seam of the uploader is exactly this method.
+
+Only a verified answer decides: an answer that cannot be read (not JSON, HTML, cut short) or cannot be trusted (a
+Ret 0 whose Sig does not match, Data that does not decrypt) is transient, never acceptance and never a dead letter;
+the resend is safe because the province de-duplicates orders by StartChargeSeq.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hmac
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +29,7 @@ from edge_bridge.errors import CodecError, TransientUploadError
 from edge_bridge.provincial import codec
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.timeutil import utc_now
+from edge_bridge.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +131,11 @@ class ProvinceClient:
         tz: ZoneInfo,
         timeout_s: float = 10.0,
         sig_lowercase: bool = False,
+        ca_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._base_url = base_url.rstrip("/") + "/"
+        self._ca_file = ca_file  # https: trust only these CAs; None: the system trust store
         self._operator_id = operator_id
         self._secrets = secrets
         self._tz = tz
@@ -170,8 +179,8 @@ class ProvinceClient:
             return PushResult(Outcome.TRANSIENT, f"unreadable answer: {exc}")
         try:
             data, answer = codec.open_response_with_text(response, self._secrets)
-        except CodecError as exc:
-            return PushResult(Outcome.PERMANENT, f"answer rejected: {exc}")
+        except CodecError as exc:  # not the province's word (forged, garbled): not acceptance, not a verdict
+            return PushResult(Outcome.TRANSIENT, f"answer rejected: {exc}")
         return classify_ret(interface, response, data, answer)
 
     # ------------------------------------------------------------------------------------------------ tokens
@@ -186,7 +195,7 @@ class ProvinceClient:
             return self._token.value
 
     def _forget(self, token: str) -> None:
-        if self._token is not None and self._token.value == token:
+        if self._token is not None and hmac.compare_digest(self._token.value.encode(), token.encode()):
             self._token = None
 
     async def _fetch_token(self) -> _Token:
@@ -249,5 +258,6 @@ class ProvinceClient:
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(ssl=client_context(self._ca_file))
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._session

@@ -8,6 +8,7 @@ non-integer number and written with Decimals as exact JSON numbers, so money nev
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,8 +33,9 @@ RET_SYSTEM = 500
 
 
 def dumps(payload: Any) -> bytes:
-    """Compact UTF-8 JSON; ``Decimal`` values are written as JSON numbers exactly as they are (``16.50``)."""
-    return _encode(payload).encode("utf-8")
+    """Compact UTF-8 JSON; ``Decimal`` values are written as JSON numbers exactly as they are (``16.50``). A lone
+    surrogate (a peer's JSON ``"\\ud800"`` echoed back, which UTF-8 cannot hold) is written as ``?``."""
+    return _encode(payload).encode("utf-8", "replace")
 
 
 def _encode(value: Any) -> str:
@@ -55,8 +57,16 @@ _DECODER = json.JSONDecoder(parse_float=Decimal)  # one, not one per call as jso
 
 
 def loads(raw: bytes) -> Any:
-    """Parse UTF-8 JSON with ``Decimal`` for non-integer numbers."""
-    return _DECODER.decode(raw.decode("utf-8"))
+    """Parse UTF-8 JSON with ``Decimal`` for non-integer numbers (ValueError or UnicodeDecodeError if it is not)."""
+    return _decode(raw.decode("utf-8"))
+
+
+def _decode(text: str) -> Any:
+    """JSON text → value; ValueError for anything that is not JSON, nesting deeper than the parser's stack included."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 # ---------------------------------------------------------------------------------------------------- Seq
@@ -171,7 +181,7 @@ def decrypt_text(data: str, secrets: Secrets) -> str:
 def parse_data(text: str) -> dict[str, Any]:
     """A decrypted ``Data`` text as a JSON object. Ret 4004 on failure."""
     try:
-        doc = _DECODER.decode(text)
+        doc = _decode(text)
     except ValueError as exc:
         raise CodecError("decrypted Data is not JSON", RET_DATA) from exc
     if not isinstance(doc, dict):
@@ -220,12 +230,15 @@ def parse_response(body: bytes) -> Response:
     return Response(ret, msg, data, sig, ret_text)
 
 
+_RET_TEXT = re.compile(r"\s*-?\d{1,18}\s*", re.ASCII)  # a numeric string Ret: ASCII digits, no "--5", no "²"
+
+
 def _read_ret(value: Any) -> tuple[str, int]:
     if isinstance(value, bool) or value is None:
         raise CodecError("response has no integer Ret")
     if isinstance(value, int):
         return str(value), value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _RET_TEXT.fullmatch(value):
         return value, int(value)
     raise CodecError(f"response Ret {value!r} is not an integer")
 

@@ -9,7 +9,13 @@ order; a sender is free for another key as soon as its answer is in, so commits 
 The uploader is the outbox's one consumer: it loads pending rows in id order, a bounded window at a time, and keeps
 them per key in memory (``lanes.Lanes``), so choosing the next push costs no query. Outcomes are written through
 ``write`` (the daemon's group-commit writer: many marks, one COMMIT). It sleeps until a row is enqueued, a
-delivery finishes or the next backed-off row is due: there is no polling.
+delivery finishes or the next backed-off row is due: there is no polling. A backed-off row never waits longer than
+the longest backoff, even when the wall clock steps back (``_now``).
+
+An answer is never thrown away because the store failed to record it (a full disk, a locked file): the outcomes are
+kept in memory, their keys stay busy, and writing them is tried again (``MARK_RETRY_S`` doubling to
+``MARK_RETRY_MAX_S``) until it succeeds; so a push the province accepted is not sent again while the daemon runs. A
+full disk is logged once, by the store; another store failure once per streak.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge_bridge.errors import StoreError
+from edge_bridge.errors import StoreError, StoreFullError
 from edge_bridge.provincial.client import Outcome, PushResult
 from edge_bridge.provincial.lanes import Lanes
 from edge_bridge.store.db import Database, Tx
@@ -40,6 +46,8 @@ IDLE_RECHECK_S = 60.0  # backstop for rows requeued by another process (the CLI)
 LOAD_BATCH = 512  # pending rows read at once
 LOAD_LOW_WATER = 256  # read more when fewer than this are loaded
 LOAD_RETRY_S = 1.0  # after the store failed to read
+MARK_RETRY_S = 0.5  # after the store failed to record outcomes: the first wait, doubling
+MARK_RETRY_MAX_S = 8.0
 
 Sender = Callable[[str, bytes], Awaitable[PushResult]]
 AcceptHook = Callable[[Tx, OutboxRow, Mapping[str, Any] | None], None]  # runs in the transaction that marks
@@ -146,7 +154,7 @@ class Uploader:
     async def _sender(self) -> None:
         """One request at a time, the oldest head that may go, until stopped."""
         while not self._stopping:
-            taken = self._lanes.take(self._clock(), 1)
+            taken = self._lanes.take(self._now(), 1)
             if self._wants_load():
                 self._load_wanted.set()
             if taken:
@@ -179,7 +187,14 @@ class Uploader:
         due = self._lanes.next_due()
         if due is None:
             return IDLE_RECHECK_S
-        return min(IDLE_RECHECK_S, max(0.0, (due - self._clock()).total_seconds()))
+        return min(IDLE_RECHECK_S, max(0.0, (due - self._now()).total_seconds()))
+
+    def _now(self) -> datetime:
+        """The clock; but when the earliest backed-off row is due further away than any backoff, the wall clock
+        went back (an NTP step): that row is due now, not up to the size of the step later."""
+        now, due = self._clock(), self._lanes.next_due()
+        longest = timedelta(seconds=self._policy.max_s * (1 + self._policy.jitter) + 1)
+        return due if due is not None and due - now > longest else now
 
     async def _deliver(self, row: OutboxRow) -> None:
         result = await self._send_safely(row)
@@ -214,18 +229,32 @@ class Uploader:
         A key's next row goes out only once its row's outcome is committed (D18 across a restart)."""
         try:
             while self._outcomes:
-                batch, self._outcomes = self._outcomes, []
-                try:
-                    failed = await self._write(functools.partial(self._record, batch=batch))
-                except Exception as exc:  # not stored: each row goes out again later (at-least-once)
-                    log.error("push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
-                    failed = {outcome.row.id for outcome in batch}
+                batch, failed = await self._stored()
                 for outcome in batch:
                     retry_at = self._backoff(outcome.row) if outcome.row.id in failed else outcome.retry_at
                     self._lanes.finished(outcome.row, retry_at)
                 self._wake(len(batch))  # each freed key may have a next row
         finally:
             self._storing = False
+
+    async def _stored(self) -> tuple[list[_Outcome], set[int]]:
+        """Write the gathered outcomes (and those that come meanwhile) until the store takes them; returns them
+        with the ids that could not be marked. Only a failure that is not the store's (a bug in a hook) gives up:
+        those rows go out again later (at-least-once)."""
+        batch: list[_Outcome] = []
+        delay = MARK_RETRY_S
+        while True:
+            batch, self._outcomes = batch + self._outcomes, []
+            try:
+                return batch, await self._write(functools.partial(self._record, batch=batch))
+            except StoreError as exc:
+                if delay == MARK_RETRY_S and not isinstance(exc, StoreFullError):
+                    log.error("push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
+            except Exception as exc:
+                log.exception("push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
+                return batch, {outcome.row.id for outcome in batch}
+            await asyncio.sleep(delay)
+            delay = min(MARK_RETRY_MAX_S, delay * 2)
 
     def _backoff(self, row: OutboxRow) -> datetime:
         return self._clock() + timedelta(seconds=self._policy.delay(row.attempts + 1, self._rand()))
@@ -252,6 +281,8 @@ class Uploader:
                     Outbox.mark_dead_in(tx, row.id, now, result.reason)
                 else:
                     Outbox.mark_retry_in(tx, row.id, now, outcome.retry_at, result.reason)
+        except StoreFullError:  # the whole batch waits for space: see _stored
+            raise
         except Exception as exc:  # this row's outcome is undone alone; it goes out again later
             fields = {"interface": row.interface, "row": row.id, "error": str(exc)}
             log.error("push_mark_failed", extra=fields, exc_info=not isinstance(exc, StoreError))

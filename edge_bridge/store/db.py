@@ -19,12 +19,23 @@ without blocking the loop for up to ``BUSY_TIMEOUT_S``.
 A ``Tx`` and the rows it returns exist only inside ``work``; ``on_commit`` callbacks run on the event loop after
 COMMIT, never after a rollback. When the awaiting task is cancelled during its COMMIT, the COMMIT still completes
 (with its callbacks), and the next unit starts only after it.
+
+A full disk is classified here and nowhere else: SQLite's SQLITE_FULL, or an I/O error while the database's
+filesystem has no space left, raises ``StoreFullError`` (a ``StoreError``), and the transaction is rolled back whole.
+``Database.full`` holds from the first write that failed so until a COMMIT succeeds with at least
+``FULL_BELOW_BYTES`` free again; the condition is logged once when it starts (``disk_full``) and once when it ends
+(``disk_full_cleared``), never per write.
+
+Opening never writes to a file that is not a usable edge-bridge store: ``db_file.vet`` refuses a damaged, truncated,
+foreign or newer file (``DatabaseUnusableError``) before any PRAGMA or migration touches it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,7 +46,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edge_bridge.errors import StoreError
+from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.store import db_file
+
+log = logging.getLogger(__name__)
 
 Params = Iterable[Any]
 Row = sqlite3.Row
@@ -47,6 +61,7 @@ BUSY_RETRY_S = 0.005
 MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
 TIME_TEXT_LENGTH = len("2024-01-01T00:00:00.000000Z")
 TIME_TEXT_CACHE = 8192
+FULL_BELOW_BYTES = 64 * 1024  # free space on the database's filesystem under which an I/O error means "disk full"
 
 
 @functools.lru_cache(maxsize=TIME_TEXT_CACHE)
@@ -78,20 +93,27 @@ class Tx:
         self.callbacks: list[Callable[[], None]] = []
         self._undo: list[Callable[[], None]] = []
         self._savepoints = 0
+        self.full: StoreFullError | None = None  # a statement found the disk full (even if a savepoint caught it)
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         """Run one statement."""
         try:
             return self._conn.execute(sql, tuple(params))
         except sqlite3.Error as exc:
-            raise StoreError(f"query failed: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
         """Run one statement for each parameter row."""
         try:
             return self._conn.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise StoreError(f"query failed: {exc}") from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        error = store_error("query failed", exc, self._conn)
+        if isinstance(error, StoreFullError):
+            self.full = error
+        return error
 
     def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """All rows of one query."""
@@ -141,11 +163,13 @@ class Tx:
 
 
 class Database:
-    """The open store. Build it with ``open_database``; ``commits`` counts the write units committed."""
+    """The open store. Build it with ``open_database``; ``commits`` counts the write units committed; ``full``
+    holds while the last write found the disk full (``full_since``: when that began, loop time)."""
 
     def __init__(self, thread: ThreadPoolExecutor, conn: sqlite3.Connection, path: Path) -> None:
         self.path = path
         self.commits = 0
+        self.full_since: float | None = None
         self._thread = thread  # runs the COMMITs (and opening and closing)
         self._conn = conn
         self._lock = asyncio.Lock()  # one unit at a time; held by a write until its COMMIT ended
@@ -161,8 +185,9 @@ class Database:
             tx = Tx(self._conn, writable=True)
             try:
                 result = work(tx)
-            except BaseException:
+            except BaseException as exc:
                 self._undo(tx)
+                self._note_full(exc if isinstance(exc, StoreFullError) else tx.full)
                 raise
         except BaseException:
             self._lock.release()
@@ -191,6 +216,28 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
         self._thread.shutdown(wait=True)
 
+    @property
+    def full(self) -> bool:
+        """The last write failed because the database's filesystem is full."""
+        return self.full_since is not None
+
+    def _note_full(self, exc: StoreFullError | None) -> None:
+        """Log the start of a full disk once; later failures while it lasts are the callers' to count."""
+        if exc is None or self.full:
+            return
+        self.full_since = asyncio.get_running_loop().time()
+        fields = {"path": str(self.path), "free_bytes": free_bytes(self.path), "error": str(exc)}
+        log.error("disk_full", extra=fields)
+
+    def _note_committed(self, tx: Tx) -> None:
+        """A COMMIT succeeded: the disk is no longer full once there is room again (a small COMMIT may fit in what a
+        failed larger one allocated: that alone is not space returning)."""
+        if self.full_since is None or tx.full is not None or (free_bytes(self.path) or 0) < FULL_BELOW_BYTES:
+            return
+        lasted = asyncio.get_running_loop().time() - self.full_since
+        self.full_since = None
+        log.warning("disk_full_cleared", extra={"path": str(self.path), "lasted_s": round(lasted, 1)})
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the database is closed")
@@ -205,7 +252,9 @@ class Database:
                 return
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() >= give_up:
-                    raise StoreError(f"BEGIN IMMEDIATE failed: {exc}") from exc
+                    error = store_error("BEGIN IMMEDIATE failed", exc, self._conn)
+                    self._note_full(error if isinstance(error, StoreFullError) else None)
+                    raise error from exc
             await asyncio.sleep(BUSY_RETRY_S)
 
     def _commit_now(self) -> None:
@@ -222,8 +271,11 @@ class Database:
         failed = done.cancelled() or done.exception() is not None
         if failed:
             tx.rolled_back()
+            error = None if done.cancelled() else done.exception()
+            self._note_full(error if isinstance(error, StoreFullError) else tx.full)
         else:
             self.commits += 1
+            self._note_committed(tx)
         self._lock.release()
         if not failed:
             for fn in tx.callbacks:
@@ -249,16 +301,19 @@ async def open_database(path: Path) -> Database:
 def _open(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        db_file.vet_header(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # the loop, and COMMIT
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row
     try:
+        db_file.vet_schema(conn, path, newest=len(migrations()))
         _configure(conn)
         _migrate(conn, migrations())
     except sqlite3.Error as exc:
+        error = store_error(f"cannot open database {path}", exc, conn)
         conn.close()
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
+        raise error from exc
     except BaseException:
         conn.close()
         raise
@@ -315,7 +370,37 @@ def _run(conn: sqlite3.Connection, sql: str) -> None:
     try:
         conn.execute(sql)
     except sqlite3.Error as exc:
-        raise StoreError(f"{sql} failed: {exc}") from exc
+        raise store_error(f"{sql} failed", exc, conn) from exc
+
+
+def store_error(what: str, exc: sqlite3.Error, conn: sqlite3.Connection) -> StoreError:
+    """``exc`` as a StoreError: a StoreFullError when SQLite found the disk full (SQLITE_FULL), or reports an I/O
+    error while the database's filesystem has next to no space left (ENOSPC surfaces so on some writes)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    message = f"{what}: {exc}"
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFullError(message)
+    if code == sqlite3.SQLITE_IOERR and _low_on_space(conn):
+        return StoreFullError(f"{message} (no space left on the database's filesystem)")
+    return StoreError(message)
+
+
+def _low_on_space(conn: sqlite3.Connection) -> bool:
+    with suppress(sqlite3.Error):
+        for row in conn.execute("PRAGMA database_list"):
+            if row[1] == "main" and row[2]:
+                free = free_bytes(Path(row[2]))
+                return free is not None and free < FULL_BELOW_BYTES
+    return False
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path`` (None if it cannot be told)."""
+    try:
+        stat = os.statvfs(path if path.is_dir() else path.parent)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -13,8 +13,9 @@ PURGE = "DELETE FROM issued_tokens WHERE expires_at <= ?"
 
 
 def token_hash(token: str) -> str:
-    """The stored form of ``token``."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    """The stored form of ``token``. A header's bytes that are not UTF-8 come as surrogates: hashed as those bytes
+    (such a token is merely unknown, never an error)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def save_token(tx: Tx, token: str, issued_at: datetime, expires_at: datetime) -> None:

@@ -2,6 +2,11 @@
 ``BatchWriter``: a handler's ``apply`` returns only once the transaction holding its effect committed, so the
 CALLRESULT never leaves before its record is durable (ocpp-bridge §2). The timers (``run_timers``) sweep for silent
 chargers and zombie sessions every few seconds.
+
+Writes outside a charger's message survive a failing store (a full disk) and are made later: a disconnect that could
+not be recorded is kept in memory and recorded by the next sweep (unless the charger came back first); a sweep that
+failed leaves its last-seen times unpersisted for the next one. A full disk is logged once, by the store; these
+paths log other store failures as one line each, without a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from edge_bridge.domain import sessions
 from edge_bridge.domain.events import Event
 from edge_bridge.domain.pushes import ORDER_INFO, STATION_INFO
 from edge_bridge.domain.site import Site
-from edge_bridge.errors import StoreError
+from edge_bridge.errors import StoreError, StoreFullError
 from edge_bridge.store import chargers
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
@@ -56,6 +61,7 @@ class ChargerBridge:
         self._ctx = Context(site, outbox, tz, dict(stop_overrides or {}), offline_after_s, zombie_grace_s)
         self._clock = clock
         self._seen = liveness.Seen()
+        self._gone: dict[str, datetime | None] = {}  # disconnects not yet recorded → the charger's last sign of life
         self.writer = BatchWriter(db, max_batch=max_batch, batch_end=self._batch_end)
 
     @property
@@ -79,14 +85,20 @@ class ChargerBridge:
         whose current status to ask the charger for (ocpp-bridge §1, "Asking for the truth")."""
         now = self._clock()
         self.touch(charger, now)
+        self._gone.pop(charger, None)  # recorded as connected now: an older disconnect is moot
         targets = await self.writer.submit(lambda tx: liveness.connected(self._ctx, tx, charger, ocpp_version, now))
         log.debug("charger_connected", extra={"charger": charger, "ocpp_version": ocpp_version})
         return targets
 
     async def disconnected(self, charger: str) -> None:
-        """The websocket of ``charger`` closed."""
+        """The websocket of ``charger`` closed. Never raises: when the store fails, the next sweep records it."""
         seen = self._seen.get(charger)
-        await self.writer.submit(lambda tx: liveness.disconnected(self._ctx, tx, charger, seen))
+        try:
+            await self.writer.submit(lambda tx: liveness.disconnected(self._ctx, tx, charger, seen))
+        except StoreError as exc:
+            self._gone[charger] = seen
+            _store_failed("disconnect_not_stored", exc, charger=charger)
+            return
         log.debug("charger_disconnected", extra={"charger": charger})
 
     def touch(self, charger: str, now: datetime) -> None:
@@ -99,17 +111,25 @@ class ChargerBridge:
 
     async def sweep(self, now: datetime) -> None:
         """Persist last-seen times, mark silent chargers offline, close zombie sessions whose grace elapsed."""
-        pending = self._seen.unpersisted()
-        await self.writer.submit(lambda tx: liveness.sweep(self._ctx, tx, pending, now))
+        pending, gone = self._seen.unpersisted(), dict(self._gone)
+        await self.writer.submit(lambda tx: self._sweep(tx, pending, gone, now))
         self._seen.persisted(pending)
+        for charger, seen in gone.items():
+            if self._gone.get(charger, ...) == seen:  # not reconnected (nor gone again) meanwhile
+                del self._gone[charger]
+
+    def _sweep(self, tx: Tx, pending: dict[str, datetime], gone: dict[str, datetime | None], now: datetime) -> None:
+        for charger, seen in gone.items():
+            liveness.disconnected(self._ctx, tx, charger, seen)
+        liveness.sweep(self._ctx, tx, pending, now)
 
     async def run_timers(self, stop: asyncio.Event, interval_s: float = 5.0) -> None:
         """``sweep`` every ``interval_s`` until ``stop`` is set. A failing store is logged and retried."""
         while not stop.is_set():
             try:
                 await self.sweep(self._clock())
-            except StoreError:
-                log.exception("sweep_failed")
+            except StoreError as exc:
+                _store_failed("sweep_failed", exc)
             with suppress(TimeoutError):
                 async with asyncio.timeout(interval_s):
                     await stop.wait()
@@ -117,3 +137,9 @@ class ChargerBridge:
     async def close(self) -> None:
         """Wait for every submitted message to be committed or failed."""
         await self.writer.close()
+
+
+def _store_failed(event: str, exc: StoreError, **fields: str) -> None:
+    """A write the next sweep makes again: a full disk is the store's to log (once); another failure is one line."""
+    level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
+    log.log(level, event, extra={**fields, "error": str(exc)})

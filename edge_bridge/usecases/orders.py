@@ -13,7 +13,7 @@ from edge_bridge.domain import order_rules
 from edge_bridge.domain.order_rules import OrderStep
 from edge_bridge.domain.orders import Order, build_order
 from edge_bridge.domain.places import ConnectorPlace
-from edge_bridge.domain.sessions import Session, add_flags
+from edge_bridge.domain.sessions import END_BEFORE_START, Session, add_flags
 from edge_bridge.store import orders
 from edge_bridge.store.db import Tx
 from edge_bridge.store.outbox import OutboxRow
@@ -49,6 +49,8 @@ def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place:
     fields = {"charger": session.charger, "session": session_id, "start_charge_seq": order.start_charge_seq}
     if order.merged_details:
         log.warning("order_details_merged", extra={**fields, "merged": order.merged_details})
+    if END_BEFORE_START in session.flags:  # a clock went back during the session (domain.sessions)
+        log.warning("session_end_before_start", extra={**fields, "ended_at": order.data["EndTime"]})
     log.info("order_queued", extra=fields)
 
 

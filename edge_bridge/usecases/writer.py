@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from edge_bridge.errors import StoreFullError
 from edge_bridge.store.db import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ class BatchWriter:
             if len(batch) == 1:
                 _settle(batch[0], _Failed(exc))
                 return
-            log.warning("batch_commit_failed", extra={"units": len(batch), "error": str(exc)})
+            if not isinstance(exc, StoreFullError):  # a full disk is logged once, by the store
+                log.warning("batch_commit_failed", extra={"units": len(batch), "error": str(exc)})
             for unit in batch:  # alone, each gets its own outcome
                 await self._commit([unit])
             return

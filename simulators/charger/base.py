@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from decimal import Decimal
+from ssl import SSLContext
 from typing import Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +66,7 @@ class _Sim:
         battery_kwh: float | None = None,
         soc_start: float | None = None,
         new_id: Callable[[], str] | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         if connectors < 1:
             raise ValueError("a charger needs at least one connector")
@@ -72,6 +74,7 @@ class _Sim:
         self.identity = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
         self.clock = clock or SimClock()
         self.password = password
+        self.ssl = ssl  # for a wss:// URL: whom to trust, and the client certificate of security profile 3
         self.subprotocols = [f"ocpp{self.version}"] if subprotocols is None else list(subprotocols)
         self.quirks = quirks or Quirks()
         self.response_timeout = response_timeout
@@ -150,6 +153,7 @@ class _Sim:
             proxy=None,
             max_size=MAX_FRAME,
             open_timeout=self.response_timeout,
+            **self._tls(),
         )
         self.subprotocol = self._ws.subprotocol
         self._link = self._make_link(self._ws)
@@ -190,6 +194,10 @@ class _Sim:
             if answer.error == CLOSED:
                 return
             self.queue.pop(0)
+
+    def _tls(self) -> dict[str, Any]:
+        """websockets refuses ``ssl=`` with a ws:// URL (and ``ssl=None`` with wss://): pass it only when set."""
+        return {} if self.ssl is None else {"ssl": self.ssl}
 
     def _auth_headers(self) -> dict[str, str] | None:
         if self.password is None:

@@ -8,11 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,89 +17,23 @@ import pytest
 
 from simulators.charger import Sim16
 from tests.acceptance.conftest import Store, energy, parse_time, payloads, sim_clock, stored_time
+from tests.daemon_process import DaemonProcess as Daemon
+from tests.daemon_process import daemon_on_fixed_ports as fixed_ports
 
 DC = "CP-DC-01"
 METER = Decimal(1_000_000)
-READY_TIMEOUT_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Daemon:
-    """``python -m edge_bridge run`` as a child process, started again and again on one config (same ports, db)."""
-
-    def __init__(self, config: Path, notify: socket.socket, log_path: Path) -> None:
-        self.config = config
-        self.notify = notify
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
-        env["NOTIFY_SOCKET"] = self.notify.getsockname()
-        command = [sys.executable, "-m", "edge_bridge", "run", "--config", str(self.config)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        self.notify.settimeout(READY_TIMEOUT_S)
-        try:
-            while self.notify.recv(200) != b"READY=1":  # a STOPPING=1 of the previous run may come first
-                pass
-        except TimeoutError:
-            raise AssertionError(f"no READY=1 from the daemon:\n{self.log_path.read_text()}") from None
-
-    def freeze(self) -> None:
-        """SIGSTOP: the process runs no more code (it reads, handles and commits nothing) until it is killed."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no close handshake, nothing flushed that was not committed."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        assert self.process.wait(timeout=10) == -signal.SIGKILL
-        self.process = None
-
-    def errors(self) -> list[str]:
-        """Log lines at error level or worse, and tracebacks, of every run so far."""
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        bad = ('"level": "error"', '"level": "critical"', "Traceback")
-        return [line for line in lines if any(word in line for word in bad)]
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                assert self.process.wait(timeout=10) == 0
-            finally:
-                self.process.kill()
-                self.process.wait()
-                self.process = None
 
 
 def daemon_on_fixed_ports(
     write_config: Callable[..., Path], tmp_path: Path, **ocpp: Any
 ) -> Iterator[tuple[Daemon, str, Store]]:
     """(the daemon, not yet started; the ws URL prefix of its chargers; its store)."""
-    ocpp_port, pull_port = free_port(), free_port()
 
-    def listen(raw: dict[str, Any]) -> None:
-        raw["ocpp"].update(listen=f"127.0.0.1:{ocpp_port}", **ocpp)
-        raw["pull_api"]["listen"] = f"127.0.0.1:{pull_port}"
+    def options(raw: dict[str, Any]) -> None:
+        raw["ocpp"].update(**ocpp)
 
-    config = write_config(listen)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(tmp_path / "notify"))
-        process = Daemon(config, notify, tmp_path / "daemon.log")
-        try:
-            yield process, f"ws://127.0.0.1:{ocpp_port}/ocpp/", Store(tmp_path / "edge-bridge.db")
-        finally:
-            if process.process is not None:
-                process.process.kill()
-                process.process.wait()
+    with fixed_ports(write_config, tmp_path, options) as (process, prefix):
+        yield process, prefix, Store(tmp_path / "edge-bridge.db")
 
 
 @pytest.fixture

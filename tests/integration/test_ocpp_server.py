@@ -410,7 +410,7 @@ async def test_a_second_connection_replaces_the_first(server: OcppServer, bridge
 
 @pytest.mark.parametrize(
     "garbage",
-    ["not json", '[9,"x"]', "{}", "[]", "[2]", '[2,"x","Heartbeat"]', '"text"', '[3,"nobody-asked",{}]'],
+    ["not json", '[9,"x"]', "{}", "[]", "[2]", '[2,5,"Heartbeat"]', '"text"', '[3,"nobody-asked",{}]'],
 )
 async def test_a_bad_frame_is_logged_and_the_next_good_frame_is_served(
     server: OcppServer, bridge: Spy, garbage: str, caplog: pytest.LogCaptureFixture
@@ -426,7 +426,13 @@ async def test_a_bad_frame_is_logged_and_the_next_good_frame_is_served(
 
 @pytest.mark.parametrize(
     "call_frame",
-    ['[2,"c1",["BootNotification"],{}]', '[2,"c1","Heartbeat",[1,2]]', '[2,"c1","NoSuchAction",{}]'],
+    [
+        '[2,"c1",["BootNotification"],{}]',
+        '[2,"c1","Heartbeat",[1,2]]',
+        '[2,"c1","NoSuchAction",{}]',
+        '[2,"c1","Heartbeat"]',  # a broken CALL whose unique id can be read: a CALLERROR ProtocolError (fuzzing)
+        '[2,"c1","Heartbeat",{',  # broken JSON after a readable id: a CALLERROR FormationViolation
+    ],
 )
 async def test_a_malformed_call_gets_a_callerror_and_the_connection_stays(server: OcppServer, call_frame: str) -> None:
     async with connect(url(server), subprotocols=["ocpp1.6"]) as ws:
@@ -816,3 +822,31 @@ async def test_with_a_certificate_chargers_are_served_over_tls_12_or_newer(
         assert answer[:2] == [3, "h"]
         with pytest.raises(InvalidMessage):  # plain ws:// to a TLS port is no websocket
             await connect(url(started), subprotocols=["ocpp1.6"], open_timeout=5)
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+@pytest.mark.parametrize(
+    ("frame", "answer_type"),
+    [
+        # a payload key "self" collided with the handler's own self: TypeError, a traceback and InternalError
+        ('[2,"f1","BootNotification",{"self":1,"chargePointVendor":"V","chargePointModel":"M"}]', 3),
+        # an integer over 4,300 digits: json raised ValueError past unpack, logged as ocpp_frame_failed
+        ('[2,"f1","Heartbeat",{"x":' + "9" * 5000 + "}]", 4),
+        # nesting deeper than the parser's stack: RecursionError, likewise
+        ('[2,"f1","Heartbeat",' + "[" * 5000 + "]" * 5000 + "]", 4),
+        # a lone surrogate in idTag: the store raised UnicodeEncodeError and the transaction was lost
+        ('[2,"f1","StartTransaction",{"connectorId":1,"idTag":"\\ud800","meterStart":0,"timestamp":"' + TS + '"}]', 3),
+    ],
+    ids=["self-key", "5000-digit-int", "5000-deep", "lone-surrogate"],
+)
+async def test_a_hostile_frame_is_answered_without_a_traceback(
+    server: OcppServer, frame: str, answer_type: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with connect(url(server), subprotocols=["ocpp1.6"]) as ws:
+        answer = await exchange(ws, frame)
+        after = await exchange(ws, '[2,"h9","Heartbeat",{}]')
+    assert answer[:2] == [answer_type, "f1"], answer
+    assert after[:2] == [3, "h9"]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

@@ -23,6 +23,7 @@ from edge_bridge.provincial.codec import (
     RequestEnvelope,
     dumps,
     encode_request,
+    encode_request_json,
     loads,
     parse_response,
 )
@@ -753,3 +754,34 @@ async def test_every_signed_answer_is_http_200(province: Province, token: str, s
     await province.post("query_stations_info", b"{}", token)
     assert [a.status for a in province.answers] == [200] * 6  # the token call included
     assert all(json.loads(a.text).keys() == {"Ret", "Msg", "Data", "Sig"} for a in province.answers)
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+@pytest.mark.parametrize(
+    ("interface", "data"),
+    [
+        ("query_stations_info", {"PageNo": "²"}),  # "²".isdigit() holds, int("²") raised: Ret 500
+        ("query_stations_info", {"PageSize": "9" * 5000}),  # over int()'s 4,300-digit limit: Ret 500
+        ("query_stations_info", {"LastQueryTime": "0001-01-01 00:00:00"}),  # before year 1 in UTC: OverflowError
+    ],
+    ids=["superscript-two", "5000-digits", "year-1"],
+)
+async def test_an_unreadable_data_field_is_4004_not_500(
+    province: Province, token: str, interface: str, data: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = await province.call(interface, data, token)
+    assert answer.ret == 4004, answer.msg
+    assert not [r for r in caplog.records if r.getMessage() == "pull_error"]
+
+
+async def test_a_lone_surrogate_echoed_back_is_answered_not_a_500_page(province: Province, token: str) -> None:
+    """query_equip_business_policy echoes EquipBizSeq; a JSON "\\ud800" in it made the answer unencodable (HTTP 500)."""
+    data = json.dumps({"EquipBizSeq": "\ud800", "ConnectorID": "x"}).encode()  # the escape, as a peer sends it
+    envelope = encode_request_json(
+        data, operator_id=PROVINCE, secrets=province.secrets, timestamp="20240301120000", seq="0001"
+    )
+    answer = await province.post("query_equip_business_policy", envelope.to_json(), token)
+    assert answer.status == 200 and answer.ret == 0
+    assert answer.data["EquipBizSeq"] == "?"

@@ -60,6 +60,7 @@ USE_CASE_ROOMS = {
     "bridge",
     "charger_events",
     "charger_state",
+    "clock_watch",
     "connectors",
     "context",
     "liveness",

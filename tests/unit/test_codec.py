@@ -270,3 +270,30 @@ def test_arbitrary_response_bytes_give_a_codec_error_or_a_response(body: bytes) 
     except CodecError:
         return
     assert response.ret != codec.RET_OK and opened is None  # only a well-formed error answer gets through
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+@pytest.mark.parametrize("ret", ["--5", "²", "-", "1" * 5000])
+def test_a_ret_that_only_looks_numeric_is_a_codec_error(ret: str) -> None:
+    """``"--5".lstrip("-").isdigit()`` held and ``int("--5")`` raised ValueError out of parse_response."""
+    with pytest.raises(CodecError, match="not an integer"):
+        codec.parse_response(json.dumps({"Ret": ret, "Msg": "", "Data": "", "Sig": ""}).encode())
+
+
+def test_json_nested_deeper_than_the_stack_is_ret_4003_or_4004() -> None:
+    """``[[[[...`` 5,000 deep raised RecursionError out of parse_request (the pull API answered Ret 500)."""
+    deep = b"[" * 5000 + b"]" * 5000
+    with pytest.raises(CodecError) as request:
+        codec.parse_request(deep)
+    assert request.value.ret == codec.RET_ENVELOPE
+    with pytest.raises(CodecError) as data:
+        codec.decrypt_data(encrypt(deep, SECRETS), SECRETS)
+    assert data.value.ret == codec.RET_DATA
+    with pytest.raises(CodecError):
+        codec.parse_response(deep)
+
+
+def test_a_lone_surrogate_is_written_as_a_question_mark() -> None:
+    assert codec.dumps({"EquipBizSeq": "a\ud800b"}) == b'{"EquipBizSeq":"a?b"}'

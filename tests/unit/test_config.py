@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import trustme
 
 from edge_bridge.config import Config, load_config, load_config_with_warnings
 from edge_bridge.domain.site import TariffPeriod
@@ -189,10 +190,14 @@ def test_each_bad_allow_from_entry_is_one_problem_with_a_plain_key(write_config:
     ]
 
 
-def test_tls_cert_and_key_together_are_accepted(write_config: WriteConfig) -> None:
-    config = load_config(write_config(lambda raw: raw["ocpp"].update(tls_cert="c.pem", tls_key="k.pem")))
+def test_tls_cert_and_key_together_are_accepted(write_config: WriteConfig, tmp_path: Path) -> None:
+    leaf = trustme.CA().issue_cert("127.0.0.1")  # the files must exist and load (tests/unit/test_config_tls.py)
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    config = load_config(write_config(lambda raw: raw["ocpp"].update(tls_cert=str(cert), tls_key=str(key))))
 
-    assert (config.ocpp.tls_cert, config.ocpp.tls_key) == (Path("c.pem"), Path("k.pem"))
+    assert (config.ocpp.tls_cert, config.ocpp.tls_key) == (cert, key)
 
 
 def test_ocpp_201_connectors_of_one_evse_may_share_the_evse_id(write_config: WriteConfig) -> None:
@@ -447,3 +452,23 @@ def test_load_config_logs_the_warnings(write_config: WriteConfig, caplog: pytest
         load_config(path)
 
     assert [r.getMessage() for r in caplog.records] == ["config_warning"]
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+def test_toml_nested_deeper_than_the_stack_is_a_config_error(tmp_path: Path) -> None:
+    """tomllib parses arrays recursively: ``a = [[[...]]]`` 5,000 deep raised RecursionError out of load_config."""
+    path = tmp_path / "config.toml"
+    path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    assert [p.message for p in problems_of(path)] == ["not valid TOML: nested too deeply"]
+
+
+def test_a_secret_file_path_with_a_nul_byte_is_a_config_error(write_config: WriteConfig) -> None:
+    """``sig_secret_file = "\\u0000"`` raised ValueError (embedded null byte) out of load_config."""
+
+    def nul_path(raw: dict[str, Any]) -> None:
+        del raw["province"]["sig_secret"]
+        raw["province"]["sig_secret_file"] = "a\x00b"
+
+    assert "province.sig_secret_file" in keys_of(write_config(nul_path))

@@ -388,3 +388,21 @@ def test_reading_is_frozen_and_keeps_at() -> None:
     assert reading.at == AT
     with pytest.raises(AttributeError):
         reading.energy_wh = D(2)  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+def test_a_value_nested_deeper_than_the_stack_is_kept_as_its_type() -> None:
+    """``verbatim`` raised RecursionError for a sampledValue value nested 5,000 deep."""
+    value: object = 1
+    for _ in range(5000):
+        value = [value]
+    assert meter.verbatim(value) == "<class 'list'>"
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character() -> None:
+    """SQLite cannot store a lone surrogate (JSON "\\ud800"): the StartTransaction carrying one was lost."""
+    assert meter.storable("TAG-\ud800") == "TAG-\ufffd"
+    assert meter.storable("é😀") == "é😀"
+    assert meter.verbatim({"v": "\udfff"}) == '{"v": "\ufffd"}'

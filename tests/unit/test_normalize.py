@@ -1225,3 +1225,13 @@ def test_mutated_realistic_payload_gives_events_or_normalize_error(
 
 def test_normalize_error_is_a_value_error() -> None:
     assert issubclass(NormalizeError, ValueError)
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+def test_a_lone_surrogate_in_a_text_field_becomes_a_replacement_character() -> None:
+    """An idTag of JSON "\\ud800" made the store raise UnicodeEncodeError: the StartTransaction was never stored."""
+    payload = {"connector_id": 1, "id_tag": "\ud800", "meter_start": 0, "timestamp": "2024-05-01T08:00:00Z"}
+    (started,) = normalize.v16_start_transaction("CP-1", payload, RECEIVED)
+    assert isinstance(started, SessionEvent) and started.id_tag == "\ufffd"

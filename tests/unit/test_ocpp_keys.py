@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ocpp.charge_point import camel_to_snake_case
 
-from edge_bridge.charger.ocpp_common import KEY_CACHE_SIZE, snake_key, snake_keys
+from edge_bridge.charger.ocpp_common import (
+    KEY_CACHE_SIZE,
+    MAX_CACHED_KEY,
+    MAX_KEY_DEPTH,
+    call_id,
+    snake_key,
+    snake_keys,
+)
 
 METER_VALUES = {
     "connectorId": 1,
@@ -50,3 +58,33 @@ def test_the_key_cache_is_bounded() -> None:
     for n in range(KEY_CACHE_SIZE + 100):
         snake_key(f"someKey{n}")
     assert snake_key.cache_info().currsize <= KEY_CACHE_SIZE
+
+
+# ------------------------------------------------------------------------------- found by fuzzing (tests/fuzz)
+
+
+def test_long_keys_are_converted_but_not_cached() -> None:
+    """A charger sending megabyte keys must not fill the 4096-entry cache with them."""
+    before = snake_key.cache_info().currsize
+    key = "someKey" + "x" * (MAX_CACHED_KEY + 1)
+    assert snake_keys({key: 1}) == {"some_key" + "x" * (MAX_CACHED_KEY + 1): 1}
+    assert snake_key.cache_info().currsize == before
+
+
+def test_keys_deeper_than_the_limit_are_kept_as_sent() -> None:
+    """A payload nested ~990 deep (what json.loads still parses) overflowed the stack in snake_keys."""
+    inner: Any = {"deepKey": 1}
+    for _ in range(990):
+        inner = {"someKey": inner}
+    converted = snake_keys(inner)
+    for _ in range(MAX_KEY_DEPTH):
+        converted = converted["some_key"]
+    assert "someKey" in converted  # below the limit: untouched
+
+
+@pytest.mark.parametrize(
+    ("frame", "unique_id"),
+    [('[2,"a1","Heartbeat"]', "a1"), (' [ 2 , "a\\"1", {', 'a"1'), (b'[2,"b1"', "b1"), ('[3,"x",{}]', None)],
+)
+def test_the_unique_id_of_a_broken_call(frame: str | bytes, unique_id: str | None) -> None:
+    assert call_id(frame) == unique_id
