@@ -25,7 +25,7 @@ from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
 from edge_bridge.errors import StoreError, StoreFullError
 from edge_bridge.provincial.client import ProvinceClient
-from edge_bridge.provincial.pull_server import start_pull_api
+from edge_bridge.provincial.pull_listener import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
 from edge_bridge.store import retention, tokens
 from edge_bridge.store.db import Database, open_database

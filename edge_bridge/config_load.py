@@ -74,10 +74,21 @@ def _tables(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+# (section, key) of every path key besides the *_file secrets: relative to the directory of the config file
+PATH_KEYS = (
+    ("storage", "path"),
+    ("ocpp", "tls_cert"),
+    ("ocpp", "tls_key"),
+    ("ocpp", "tls_client_ca"),
+    ("province", "ca_file"),
+)
+
+
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    storage = raw.get("storage")
-    if isinstance(storage, dict) and isinstance(storage.get("path"), str):
-        storage["path"] = str(base / storage["path"])
+    for section, key in PATH_KEYS:
+        table = raw.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str):
+            table[key] = str(base / table[key])
     for _prefix, table, name in _secret_holders(raw):
         if isinstance(table.get(f"{name}_file"), str):
             table[f"{name}_file"] = str(base / table[f"{name}_file"])

@@ -1,6 +1,6 @@
 """Keeping hostile clients from starving the two listening ports: connection caps, a brute-force throttle for
 charger passwords, rate-limited refusal logs and the open-file limit. Plain asyncio; the websockets and aiohttp
-glue stays in ``charger/server.py`` and ``provincial/pull_server.py``.
+glue stays in ``charger/server.py`` and ``provincial/pull_listener.py``.
 
 Invariants:
 

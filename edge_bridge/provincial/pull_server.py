@@ -6,7 +6,8 @@ decrypt and parse Data (4004), then the interface's own validation (4004). Every
 response; errors carry an encrypted ``{}``. An unexpected exception is Ret 500, with the traceback in the log only.
 
 HTTP-level refusals, unsigned: an unknown interface 404, a method other than POST 405, a body over 1 MiB 413 (it is
-not read, so there is nothing trustworthy to answer in the envelope), a caller outside ``allow_from`` 403.
+not read, so there is nothing trustworthy to answer in the envelope), a caller outside ``allow_from`` 403. The
+listener (sockets, connection caps, timeouts) is ``pull_listener.py``.
 
 The answers come from live data in the store (``store/reports.py``): query_station_status from each connector's
 stored provincial Status (0 when never decided, or when its charger is silent for ``offline_after_s`` or never seen),
@@ -16,8 +17,6 @@ what BootNotification taught (configured values win, ``domain/stations.py``).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hmac
 import ipaddress
 import logging
@@ -43,7 +42,6 @@ from edge_bridge.domain.stats import Usage
 from edge_bridge.domain.status import OFFLINE, UNKNOWN, connector_status_info, effective_status, is_offline
 from edge_bridge.domain.wiretime import DATE, parse_datetime, parse_day
 from edge_bridge.errors import CodecError
-from edge_bridge.guard import ConnectionGuard, Limits, Summary, fd_share
 from edge_bridge.provincial.codec import (
     RET_DATA,
     RET_ENVELOPE,
@@ -78,8 +76,6 @@ PULL_INTERFACES = (
     "query_equip_business_policy",
 )
 MAX_BODY_BYTES = 1024 * 1024
-REQUEST_DEADLINE_S = 30.0  # body and answer of one request (a slow body must not hold a connection for ever)
-PULL_FD_SHARE = 0.125  # of the open files left after guard.RESERVED_FDS; the OCPP port gets 3/4
 MAX_STATION_IDS = 50
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 10
@@ -118,70 +114,10 @@ def build_pull_app(
     return app
 
 
-class PullApi:
-    """The pull API listening on ``config.pull_api.listen``; ``port`` is the bound port (useful with port 0).
-
-    Hostile clients (issue 8): every socket passes ``guard`` first (per-address and total caps, 503 over them);
-    aiohttp's keep-alive timer (``idle_timeout_s``) starts when the socket opens and runs while no complete request
-    is there, so it is the header timeout as well as the idle timeout; REQUEST_DEADLINE_S bounds a request's body
-    and its answer (408)."""
-
-    def __init__(self, runner: web.AppRunner, listener: asyncio.Server, guard: ConnectionGuard, late: Summary) -> None:
-        self._runner, self._listener, self.guard, self._late = runner, listener, guard, late
-        self.port = int(listener.sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        """Stop accepting requests; requests in progress get up to a second to finish."""
-        self._listener.close()
-        await self._runner.cleanup()
-        await self._listener.wait_closed()
-        self.guard.refusals.close()
-        self._late.close()
-
-
-async def start_pull_api(
-    config: Config,
-    db: Database,
-    *,
-    clock: Callable[[], datetime] = utc_now,
-    request_deadline_s: float = REQUEST_DEADLINE_S,
-) -> PullApi:
-    settings, late = config.pull_api, Summary("pull_request_timed_out", logger=log)
-    app = build_pull_app(config, db, clock=clock)
-    app.middlewares.insert(0, _deadline(request_deadline_s, late))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, keepalive_timeout=settings.idle_timeout_s)
-    await runner.setup()
-    assert runner.server is not None  # set by setup()
-    per_address = settings.max_connections_per_address  # an HTTP connection counts as pending while it lives
-    limits = Limits(fd_share(settings.max_connections, PULL_FD_SHARE), per_address, per_address)
-    # outside allow_from: 403 at once, before anything is read or a place is taken
-    allowed = functools.partial(_allowed, networks=settings.allow_from) if settings.allow_from else None
-    guard = ConnectionGuard(limits, Summary("pull_connection_refused", logger=log), allowed)
-    host, port = settings.host_port
-    loop = asyncio.get_running_loop()
-    listener = await loop.create_server(guard.protocol_factory(runner.server), host or None, port)
-    caps = {"max_connections": limits.total, "idle_timeout_s": settings.idle_timeout_s}
-    log.info("pull_listening", extra={"port": listener.sockets[0].getsockname()[1], **caps})
-    return PullApi(runner, listener, guard, late)
-
-
-def _deadline(seconds: float, timeouts: Summary) -> Middleware:
-    @web.middleware
-    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            async with asyncio.timeout(seconds):
-                return await handler(request)
-        except TimeoutError:
-            timeouts.note(request.remote or "", "request_deadline", path=request.path, deadline_s=seconds)
-            raise web.HTTPRequestTimeout() from None
-
-    return deadline
-
-
 def _allow_from(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Middleware:
     @web.middleware
     async def allow_from(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not _allowed(request.remote, networks):
+        if not address_allowed(request.remote, networks):
             log.warning("pull_refused", extra={"remote": request.remote, "status": 403})
             raise web.HTTPForbidden()
         return await handler(request)
@@ -189,7 +125,7 @@ def _allow_from(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, .
     return allow_from
 
 
-def _allowed(remote: str | None, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+def address_allowed(remote: str | None, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
     try:
         address = ipaddress.ip_address(remote or "")
     except ValueError:

@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidStatus
 from edge_bridge.app import App
 from edge_bridge.config import load_config
 from edge_bridge.guard import FORBIDDEN, REFUSAL
-from edge_bridge.provincial.pull_server import start_pull_api
+from edge_bridge.provincial.pull_listener import start_pull_api
 from edge_bridge.store.db import open_database
 from simulators.charger import Sim16
 from tests.acceptance.conftest import StartDaemon, StartSite, sim_clock
@@ -215,6 +215,35 @@ async def test_a_request_whose_body_never_comes_is_answered_408_at_the_deadline(
     finally:
         await pull_api.close()
         await db.close()
+
+
+async def test_malformed_requests_are_answered_400_and_logged_once_without_a_traceback(
+    write_config: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp answers a bad request line itself, and used to log each at ERROR with its traceback: junk from the
+    internet must not fill the journal."""
+    caplog.set_level(logging.DEBUG)
+    config = load_config(write_config())
+    db = await open_database(config.storage.path)
+    pull_api = await start_pull_api(config, db)
+    junk = [b"GET /\x00 HTTP/1.1\r\n\r\n", b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01junk\r\n\r\n"] * 4
+    try:
+        for request in junk:
+            reader, writer = await asyncio.open_connection("127.0.0.1", pull_api.port)
+            writer.write(request)
+            async with asyncio.timeout(5):
+                assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.0 400")
+            writer.close()
+    finally:
+        await pull_api.close()
+        await db.close()
+    events = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert events == ["pull_request_malformed", "pull_request_malformed_summary"]
+    assert not any(r.exc_info for r in caplog.records) and "Traceback" not in caplog.text
+    # aiohttp reports the bad URL as an error (4 of them: the first logged, 3 counted in the summary); a bad method
+    # and junk bytes it reports at debug level, which is dropped
+    (summary,) = (r for r in caplog.records if r.getMessage() == "pull_request_malformed_summary")
+    assert (summary.__dict__["count"], summary.__dict__["reasons"]) == (3, "InvalidURLError=3")
 
 
 async def test_the_ocpp_port_caps_handshakes_and_connections_per_address(start_daemon: StartDaemon) -> None:

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from edge_bridge.config import Config
 from edge_bridge.provincial import codec
 from edge_bridge.provincial.crypto import Secrets, signature_matches
-from edge_bridge.provincial.pull_server import PULL_INTERFACES, PullApi, start_pull_api
+from edge_bridge.provincial.pull_listener import PullApi, start_pull_api
+from edge_bridge.provincial.pull_server import PULL_INTERFACES
 from tests.conftest import Opener
 from tests.fuzz.conftest import Collector, budget
 from tests.fuzz.strategies import NASTY_TEXT, encodable, json_values, scalars

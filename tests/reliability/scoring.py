@@ -7,9 +7,16 @@ the run, where ``tests/conftest.py`` prints every line:
 
     scenario NAME: sessions S, orders accepted A, lost L, duplicated D
 
-lost: completed sessions with no accepted order. duplicated: accepted orders beyond the first of their session (a
-resend that the province accepted again, under the same StartChargeSeq or another). An accepted order of no completed
-session is a phantom: the scenario fails on it (``Scenario.phantoms``), as it fails on any loss or duplicate.
+The province keeps orders by StartChargeSeq, as the real one does: a resend identical to an order it already accepted
+(the daemon died, or the answer was lost, after the province kept it and before the daemon stored the answer) is
+de-duplicated there and is not a new acceptance. Scenarios leave such resends out of ``accepted`` and report their
+number on a line of their own (``tests/reliability/conftest.py``, ``province_orders``); at-least-once delivery makes
+them unavoidable, and the identical StartChargeSeq is what makes them harmless. A changed resend under the same
+StartChargeSeq is refused by the mock province (ConfirmResult 1) and fails the scenario through its problems.
+
+lost: completed sessions with no accepted order. duplicated: accepted orders beyond the first of their session (the
+same session accepted as a second order, under another StartChargeSeq). An accepted order of no completed session is
+a phantom: the scenario fails on it (``Scenario.phantoms``), as it fails on any loss or duplicate.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ HOMES = {  # a third-party library → the only modules that may import it
     "ocpp": ["charger/v16.py", "charger/v201.py", "charger/ocpp_common.py"],
     "websockets": ["charger/server.py"],
     "sqlite3": ["store/*.py"],
-    "aiohttp": ["provincial/client.py", "provincial/pull_server.py", "web/*.py"],
+    "aiohttp": ["provincial/client.py", "provincial/pull_server.py", "provincial/pull_listener.py", "web/*.py"],
 }
 LOWER_LAYERS = {  # these packages never import the modules above them
     "domain": {
@@ -51,6 +51,7 @@ LOWER_LAYERS = {  # these packages never import the modules above them
         "edge_bridge.config_load",
         "edge_bridge.config_site",
         "edge_bridge.provincial.client",
+        "edge_bridge.provincial.pull_listener",
         "edge_bridge.provincial.pull_server",
         "edge_bridge.provincial.uploader",
     },

@@ -132,9 +132,9 @@ def test_a_directory_or_a_pipe_is_not_a_regular_file(write_config: WriteConfig, 
 
 
 def test_a_nul_byte_in_a_path_is_a_problem_not_a_crash(write_config: WriteConfig, files: Files) -> None:
-    assert problems(write_config(province(base_url=HTTPS, ca_file="ca\x00.pem"))) == [
-        ConfigProblem("province.ca_file", "'ca\\x00.pem' is not a usable path")
-    ]
+    (problem,) = problems(write_config(province(base_url=HTTPS, ca_file="ca\x00.pem")))
+    assert problem.key == "province.ca_file"  # the path as resolved against the config's directory
+    assert problem.message.endswith("/ca\\x00.pem' is not a usable path")
 
 
 @pytest.mark.parametrize(
@@ -179,3 +179,15 @@ def test_check_config_exits_2_naming_the_key_and_never_the_key_material(
     assert "  ocpp.tls_cert: no PEM certificate in the file" in err.getvalue().splitlines()
     key_body = files.key.read_text(encoding="utf-8").splitlines()[1]
     assert key_body not in err.getvalue()
+
+
+def test_tls_paths_are_relative_to_the_config_directory(files: Files, write_config: WriteConfig) -> None:
+    """As [storage] path and the *_file secrets: a config next to its certificates names them by file name."""
+
+    def relative(raw: dict[str, Any]) -> None:
+        raw["ocpp"].update(tls_cert="cert.pem", tls_key="key.pem", tls_client_ca="chargers-ca.pem")
+        raw["province"].update(base_url=HTTPS, ca_file="province-ca.pem")
+
+    config = load_config(write_config(relative))
+    assert (config.ocpp.tls_cert, config.ocpp.tls_key) == (files.cert, files.key)
+    assert (config.ocpp.tls_client_ca, config.province.ca_file) == (files.chargers_ca, files.province_ca)
