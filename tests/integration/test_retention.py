@@ -66,6 +66,23 @@ async def test_old_sessions_go_unless_open_or_their_order_is_still_queued(bridge
     assert await count(db, "SELECT count(*) FROM tx_events") == 3  # the queued 2.0.1 session keeps its event keys
 
 
+async def test_event_keys_of_finished_sessions_go_with_the_samples_and_a_late_repeat_changes_nothing(
+    bridge: ChargerBridge, db: Database
+) -> None:
+    await fill(bridge)
+    await execute(db, "UPDATE sessions SET order_state = 'accepted'")
+    orders = "SELECT count(*) FROM outbox WHERE interface = 'notification_orderInfo'"
+    before = await query(db, "SELECT id, state, ended_at, energy_wh FROM sessions ORDER BY id")
+    queued = await count(db, orders)
+    await _purge(db, samples_before=at(10_000), sessions_before=at(-1))
+    assert await count(db, "SELECT count(*) FROM tx_events") == 0
+    assert await query(db, "SELECT id, state, ended_at, energy_wh FROM sessions ORDER BY id") == before
+
+    await bridge.apply([tx("ended", 2, 1200, "1000")])  # the Ended again, months later: a duplicate stop
+    assert await query(db, "SELECT id, state, ended_at, energy_wh FROM sessions ORDER BY id") == before
+    assert await count(db, orders) == queued
+
+
 async def test_a_new_transaction_id_is_still_higher_after_a_purge(bridge: ChargerBridge, db: Database) -> None:
     done, still_open = await fill(bridge)
     await execute(db, "UPDATE sessions SET order_state = 'accepted'")
