@@ -146,9 +146,9 @@ async def insert(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """The fault-injection scenarios' lines (tests/reliability/scoring.py), together at the end of the run."""
-    from tests.reliability.scoring import RECORDED
+    from tests.reliability.scoring import FIGURES, RECORDED
 
-    if RECORDED:
+    if RECORDED or FIGURES:
         terminalreporter.section("fault-injection scenarios")
-        for scenario in RECORDED:
-            terminalreporter.write_line(scenario.line())
+        for line in [s.line() for s in RECORDED] + FIGURES:
+            terminalreporter.write_line(line)

@@ -26,6 +26,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 RECORDED: list[Scenario] = []
+FIGURES: list[str] = []  # other lines a run prints at its end (sizes, seeds, resends)
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,9 @@ def record(scenario: Scenario) -> Scenario:
     RECORDED.append(scenario)
     print(scenario.line())
     return scenario
+
+
+def figure(line: str) -> None:
+    """A line of figures (a size, a seed to rerun with) for the run's summary, after the scenario lines."""
+    FIGURES.append(line)
+    print(line)

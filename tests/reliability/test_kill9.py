@@ -45,7 +45,7 @@ from tests.reliability.conftest import (
     to_province,
     with_fleet,
 )
-from tests.reliability.scoring import record, score
+from tests.reliability.scoring import figure, record, score
 
 MOMENTS = ("random", "start", "stop", "push")
 LOAD = Load(minutes=(20, 60), idle_min=(1, 10), sample_s=120, chunk_min=10)
@@ -164,7 +164,7 @@ def seed() -> int:
 
 async def kill9_scenario(spawn_daemon: SpawnDaemon, province: MockProvince, plan: Plan, n16: int, n201: int) -> None:
     chosen = seed()
-    print(f"kill-9 x{plan.iterations}: seed {chosen} (rerun with {SEED_ENV}={chosen})")
+    figure(f"kill-9 x{plan.iterations}: seed {chosen} (rerun with {SEED_ENV}={chosen})")
     rng = random.Random(chosen)
     members = fleet(n16, n201)
     assert province.url is not None
@@ -173,7 +173,7 @@ async def kill9_scenario(spawn_daemon: SpawnDaemon, province: MockProvince, plan
     chargers = chargers_for(members, prefix, sim_clock_behind(plan.speed, runs_for_s=plan.iterations * 5 + 60))
     try:
         moments = await load_and_kill(process, chargers, province, plan, rng)
-        print(f"kill-9 x{plan.iterations}: moments {dict(moments)}")
+        figure(f"kill-9 x{plan.iterations}: moments {dict(moments)}")
         for charger in chargers:
             await charger.settle()
         await drained(store)
@@ -204,8 +204,8 @@ def check_and_score(
     orders = province_orders(province)
     scenario = record(score(name, completed, orders.accepted))
     cut_off = Counter(a.action for c in chargers for a in c.sim.answers if a.error == CLOSED)
-    print(f"{name}: seed {chosen}, calls cut off by a kill (resent): {dict(cut_off)}")
-    print(f"{name}: identical order resends de-duplicated by the province: {orders.resent}")
+    figure(f"{name}: seed {chosen}, calls cut off by a kill (resent): {dict(cut_off)}")
+    figure(f"{name}: identical order resends de-duplicated by the province: {orders.resent}")
     assert len(completed) == len(set(completed)), "two sessions of one connector started in the same second"
     assert {k: s for k, s in orders.seqs.items() if len(s) > 1} == {}, "one session pushed under two StartChargeSeq"
     assert [(c.member.identity, c.failures()) for c in chargers if c.failures()] == []

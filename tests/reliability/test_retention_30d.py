@@ -37,6 +37,7 @@ from simulators.charger import Sim16, Sim201, SimClock
 from simulators.province import MockProvince, pull
 from tests.acceptance.conftest import Store
 from tests.conftest import Clock, eventually
+from tests.reliability.scoring import figure
 
 CHARGERS = 10
 MINUTE = timedelta(minutes=1)
@@ -358,7 +359,7 @@ async def month_run(
     check_purged(site, month)
     assert await check_stats_kept(site, month) >= min(days, retention.sessions_days) - 1
     for line in month.lines():
-        print(line)
+        figure(line)
     return month
 
 
