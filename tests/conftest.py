@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -12,12 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from edge_bridge.config import Config, load_config
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.store.db import Database, open_database
 from simulators.province import MockProvince
 from simulators.toml_writer import dump_toml
+
+# Property tests draw the same examples on every run, so that CI is reproducible and a failure found once is found
+# again; HYPOTHESIS_PROFILE=long (the fuzz suite's longer budget) draws at random, with hypothesis' example database.
+settings.register_profile("derandomized", derandomize=True, database=None)
+settings.register_profile("random")
+settings.load_profile("random" if os.environ.get("HYPOTHESIS_PROFILE") == "long" else "derandomized")
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent

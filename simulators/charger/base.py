@@ -33,6 +33,9 @@ log = logging.getLogger("simulators.charger")
 MAX_FRAME = 4 * 1024 * 1024
 TIMEOUT = "timeout"
 CLOSED = "connection closed"
+# the messages a charger sends again when the CSMS answers them with a CALLERROR (1.6 TransactionMessageAttempts /
+# TransactionMessageRetryInterval, 2.0.1 MessageAttempts / MessageAttemptInterval for TransactionEvent)
+TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"})
 MILLI_WH = Decimal("0.001")
 POWER = "Power.Active.Import"
 TAG_TYPE = "ISO14443"
@@ -67,6 +70,8 @@ class _Sim:
         soc_start: float | None = None,
         new_id: Callable[[], str] | None = None,
         ssl: SSLContext | None = None,
+        message_attempts: int | None = 1,
+        retry_interval_s: float = 5.0,
     ) -> None:
         if connectors < 1:
             raise ValueError("a charger needs at least one connector")
@@ -78,6 +83,8 @@ class _Sim:
         self.subprotocols = [f"ocpp{self.version}"] if subprotocols is None else list(subprotocols)
         self.quirks = quirks or Quirks()
         self.response_timeout = response_timeout
+        self.message_attempts = message_attempts  # of a transaction message answered with a CALLERROR; None: no limit
+        self.retry_interval_s = retry_interval_s
         self.heartbeat_s = heartbeat_s
         self.serial = serial or f"SN-{self.identity}"
         self.firmware = firmware
@@ -190,7 +197,7 @@ class _Sim:
             self.queue = [pending for pending in self.queue if pending.action != "StatusNotification"]
         while self.queue and self.online:
             pending = self.queue[0]
-            answer = await self._transmit(pending, replay=True)
+            answer = await self._attempts(pending, replay=True)
             if answer.error == CLOSED:
                 return
             self.queue.pop(0)
@@ -251,7 +258,7 @@ class _Sim:
                 self.queue.append(pending)
                 log.info("%s: offline, queued %s (%d waiting)", self.identity, action, len(self.queue))
             return None
-        result = await self._transmit(pending)
+        result = await self._attempts(pending)
         if result.error == CLOSED:
             if action != "Heartbeat":
                 self.queue.append(pending)
@@ -259,6 +266,20 @@ class _Sim:
         if need and result.answer is None:
             raise SimError(f"{self.identity}: {action} got no usable answer from the CSMS: {result.error}")
         return result.answer
+
+    async def _attempts(self, pending: _Pending, replay: bool = False) -> Answer:
+        """Send, and send again after ``retry_interval_s`` while ``_attempt_again`` says so; the last answer."""
+        result, attempt = await self._transmit(pending, replay), 1
+        while self._attempt_again(pending.action, result, attempt):
+            await asyncio.sleep(self.retry_interval_s)
+            result, attempt = await self._transmit(pending, replay), attempt + 1
+        return result
+
+    def _attempt_again(self, action: str, result: Answer, attempts: int) -> bool:
+        """A transaction message refused with a CALLERROR goes again, up to ``message_attempts`` in all."""
+        refused = (result.error or "").startswith("CALLERROR")
+        more = self.message_attempts is None or attempts < self.message_attempts
+        return refused and more and action in TRANSACTION_ACTIONS
 
     async def _transmit(self, pending: _Pending, replay: bool = False) -> Answer:
         payload = self._prepare(pending)

@@ -730,6 +730,34 @@ async def test_callerror_and_timeout_are_recorded_and_do_not_crash(csms: StandIn
     ]
 
 
+async def test_a_refused_transaction_message_is_sent_again_up_to_message_attempts(csms: StandIn) -> None:
+    """As 1.6 TransactionMessageAttempts: a StartTransaction refused twice goes a third time; a refused
+    StatusNotification (not a transaction message) is not sent again."""
+    csms.fail.update(StartTransaction=2, StatusNotification=1)
+    async with Sim16(url=csms.url("CP-R2"), clock=frozen(), message_attempts=3, retry_interval_s=0.01) as sim:
+        await sim.connect(boot=False)
+        await sim.plug_in(1)
+        assert await sim.start_charging(1) == 100
+    sent = [s.action for s in sim.sent]
+    assert sent == [
+        "StatusNotification",
+        "StartTransaction",
+        "StartTransaction",
+        "StartTransaction",
+        "StatusNotification",
+    ]
+    assert [a.ok for a in sim.answers if a.action == "StartTransaction"] == [False, False, True]
+
+
+async def test_message_attempts_bound_the_resends(csms: StandIn) -> None:
+    csms.fail["StartTransaction"] = 5
+    async with Sim16(url=csms.url("CP-R3"), clock=frozen(), message_attempts=2, retry_interval_s=0.01) as sim:
+        await sim.connect(boot=False)
+        with pytest.raises(SimError, match="StartTransaction"):
+            await sim.start_charging(1)
+    assert [s.action for s in sim.sent].count("StartTransaction") == 2
+
+
 async def test_send_raw_garbage_and_bad_calls(csms: StandIn) -> None:
     async with Sim16(url=csms.url("CP-R2"), clock=frozen()) as sim:
         await sim.connect(boot=False)

@@ -8,7 +8,7 @@ sessions. While the disk is full:
 - the province accepts the waiting orders, and the uploader cannot mark them sent: it keeps the answers and tries
   again, and never sends them again (the province sees no resend);
 - the chargers' messages are answered ``InternalError`` and the chargers send them again, as real chargers do with
-  transaction messages (the simulators do not, so ``retry_internal_errors`` wraps their send path);
+  transaction messages (the simulators' ``message_attempts``);
 - the liveness sweep fails (every few seconds), and a charger that disconnects cannot be recorded as gone;
 - the process stays up, logs ``disk_full`` once, says "disk full" in ``STATUS=`` and ``edge-bridge status``.
 
@@ -41,8 +41,8 @@ import pytest
 from edge_bridge.app import STATUS_DISK_FULL, STATUS_SERVING
 from edge_bridge.errors import StoreFullError
 from edge_bridge.store.db import open_database, to_db
-from simulators.charger import Sim16, Sim201
-from simulators.charger.records import Answer, _Pending
+from simulators.charger import Sim16
+from simulators.charger.records import Answer
 from simulators.province import ORDER, MockProvince
 from tests.acceptance.conftest import Store
 from tests.conftest import eventually
@@ -114,20 +114,8 @@ def fill(mount: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- the chargers
 
 
-def retry_internal_errors(sim: Sim16 | Sim201, refused: list[str]) -> None:
-    """Make ``sim`` send a CALL answered InternalError again after RETRY_S, until it gets another answer (what a
-    charger does with transaction messages: 1.6 TransactionMessageAttempts, 2.0.1 MessageAttempts)."""
-    transmit = sim._transmit
-
-    async def until_answered(pending: _Pending, replay: bool = False) -> Answer:
-        while True:
-            answer = await transmit(pending, replay)
-            if not (answer.error or "").startswith(INTERNAL_ERROR):
-                return answer
-            refused.append(pending.action)
-            await asyncio.sleep(RETRY_S)
-
-    sim._transmit = until_answered  # type: ignore[method-assign]
+def internal_error(answer: Answer) -> bool:
+    return (answer.error or "").startswith(INTERNAL_ERROR)
 
 
 def answered_samples(sim: Sim16) -> set[str]:
@@ -220,9 +208,8 @@ async def test_disk_full_refuses_chargers_keeps_every_task_and_recovers_by_itsel
     chargers = chargers_for(members, prefix, sim_clock_behind(3600, runs_for_s=120))
     leaver = chargers.pop(1).sim
     await leaver.connect(boot=True)
-    refused: dict[str, list[str]] = {c.member.identity: [] for c in chargers}
-    for charger in chargers:
-        retry_internal_errors(charger.sim, refused[charger.member.identity])
+    for charger in chargers:  # they send a refused transaction message again, until it is answered
+        charger.sim.message_attempts, charger.sim.retry_interval_s = None, RETRY_S
         await charger.sim.connect(boot=True)
     try:
         await province.stop()  # the first sessions' orders wait in the outbox
@@ -243,6 +230,7 @@ async def test_disk_full_refuses_chargers_keeps_every_task_and_recovers_by_itsel
         await asyncio.sleep(full_for_s)  # the uploader, the sweep and the chargers retry, and fail again
 
         assert process.process is not None and process.process.poll() is None  # no task died, the daemon is up
+        refused = {c.sim.identity: [a.action for a in c.sim.answers if internal_error(a)] for c in chargers}
         assert all(refused.values()), refused  # every charger was refused, and is retrying
         assert not second.done()
         assert outbox_counts(store)["pending"] == waiting  # some accepted, but no mark stored...
