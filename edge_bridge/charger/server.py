@@ -1,12 +1,11 @@
-"""The OCPP websocket server: path → identity, admission, subprotocol choice, TLS, keepalive, live connections.
+"""The OCPP websocket server: path → identity, subprotocol choice, TLS, connection caps, keepalive, live connections.
 
-``ws[s]://host:port/<path_prefix>/<charge point id>`` (ocpp-bridge §1). Admission happens at the handshake (HTTP 404
-for an unknown identity, 401 for missing or wrong Basic credentials; with ``tls_client_ca`` (security profile 3) the TLS
-handshake needs a certificate of that CA, and 403 when its subject CN is not the identity, while a configured password
-is then checked only if credentials are sent); the version is the charger's first choice among
-``ocpp2.0.1`` and ``ocpp1.6``, 1.6 when it offers none, and a close with 1002 when it offers only others. Each
-connection gets a ``V16ChargePoint`` or ``V201ChargePoint``; this module owns its receive loop, so every frame
-reaches ``bridge.touch()`` before it is routed, and a frame that fails is logged without ending the connection.
+``ws[s]://host:port/<path_prefix>/<charge point id>`` (ocpp-bridge §1). Who is let in is decided at the handshake by
+``admission.py`` (404 unknown identity, 401 wrong credentials, 403 certificate of another charger, 429 too many
+failed logins). The version is the charger's first choice among ``ocpp2.0.1`` and ``ocpp1.6``, 1.6 when it offers
+none, and a close with 1002 when it offers only others. Each connection gets a ``V16ChargePoint`` or
+``V201ChargePoint``; this module owns its receive loop, so every frame reaches ``bridge.touch()`` before it is routed,
+and a frame that fails is logged without ending the connection.
 
 Keepalive is ours, not the library's: websockets drops a connection whose pong is late even while frames flow.
 Here a ping goes out every ``ping_interval_s``; a late pong ends the connection only if nothing else (no frame) came
@@ -14,27 +13,21 @@ from the charger within ``ping_timeout_s`` either. Answered pongs count as signs
 
 Hostile clients (``edge_bridge.guard``): every socket is admitted by a ConnectionGuard as it opens (503 over
 ``max_connections``, ``max_connections_per_address`` or ``max_handshakes_per_address``) and must finish its TLS and
-websocket handshake within ``handshake_timeout_s``. Basic auth runs under an AuthThrottle keyed by (source address,
-identity): after 5 failures that key is locked (429, Retry-After) for 1 s doubling to 5 min, its password unchecked.
-Refusals are logged as the first line of a window plus one summary per minute.
+websocket handshake within ``handshake_timeout_s``. Refusals are logged as the first line of a window plus one
+summary per minute.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hmac
 import logging
-import math
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from typing import ClassVar
-from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -42,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from edge_bridge.charger.admission import Admission, identity_from_path, peer
 from edge_bridge.charger.ocpp_common import BridgeChargePoint, BridgePort
 from edge_bridge.charger.v16 import V16ChargePoint
 from edge_bridge.charger.v201 import V201ChargePoint
@@ -49,16 +43,14 @@ from edge_bridge.config import Config
 from edge_bridge.errors import StoreError, StoreFullError
 from edge_bridge.guard import (
     SUMMARY_INTERVAL_S,
-    AuthThrottle,
     ConnectionGuard,
     Limits,
     Summary,
     Ticket,
     fd_share,
-    peer_host,
 )
 from edge_bridge.timeutil import utc_now
-from edge_bridge.tls import check_peer, server_context
+from edge_bridge.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -75,33 +67,6 @@ PING_INTERVAL_S = 30.0
 PING_TIMEOUT_S = 90.0
 CLOSE_TIMEOUT_S = 2.0  # a dead charger must not hold up shutdown
 GOING_AWAY, UNSUPPORTED, REPLACED, SILENT = 1001, 1002, 1000, 1011
-
-
-def identity_from_path(path: str, prefix: str) -> str | None:
-    """The charge point id: the last segment under ``prefix``, percent-decoded; None when there is none.
-
-    >>> identity_from_path("/ocpp/CP%2D1/?x=1", "/ocpp")
-    'CP-1'
-    """
-    path = path.partition("?")[0].rstrip("/")
-    base = "/" + prefix.strip("/") if prefix.strip("/") else ""
-    if not path.startswith(base + "/"):
-        return None
-    identity = unquote(path.rpartition("/")[2])
-    return identity or None
-
-
-def basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
-    """(username, password) from an ``Authorization: Basic`` header, as bytes; None when absent or malformed."""
-    scheme, _, token = (header or "").strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except binascii.Error:
-        return None
-    user, sep, password = decoded.partition(b":")
-    return (user, password) if sep else None
 
 
 def offered_subprotocols(headers: Headers) -> list[str]:
@@ -145,14 +110,12 @@ class OcppServer:
         summary_interval_s: float = SUMMARY_INTERVAL_S,
     ) -> None:
         self._ocpp = config.ocpp
-        self.guard, self.throttle = _connection_guard(config, summary_interval_s), AuthThrottle()
-        self._refusals = Summary("charger_refused", interval_s=summary_interval_s, level=logging.INFO, logger=log)
-        self._locks = Summary("charger_login_locked", interval_s=summary_interval_s, logger=log)
+        self.guard = _connection_guard(config, summary_interval_s)
+        self.admission = Admission(config, summary_interval_s)
         self._bridge = bridge
         self._clock = clock
         self._ping_interval_s = ping_interval_s
         self._ping_timeout_s = ping_timeout_s
-        self._passwords = {c.ocpp_id: c.password for _, c in config.chargers()}
         self._server: Server | None = None
         self.live: dict[str, LiveCharger] = {}
         self.port: int | None = None
@@ -163,7 +126,7 @@ class OcppServer:
             self._serve,
             host,
             port,
-            process_request=self._admit,
+            process_request=self.admission.admit,
             process_response=_established,
             create_connection=_guarded(self.guard),
             open_timeout=self._ocpp.handshake_timeout_s,  # from the first byte: covers half a request line
@@ -197,64 +160,9 @@ class OcppServer:
         self._server.close(code=GOING_AWAY, reason="server shutting down")
         await self._server.wait_closed()
         self._server = None
-        for summary in (self.guard.refusals, self._refusals, self._locks):
-            summary.close()
+        self.guard.refusals.close()
+        self.admission.close()
         log.info("ocpp_closed")
-
-    # ------------------------------------------------------------------------------------------------ handshake
-
-    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        identity = identity_from_path(request.path, self._ocpp.path_prefix)
-        if identity is None:
-            return self._refuse(connection, HTTPStatus.NOT_FOUND, "no charge point id in the path", request.path)
-        if identity not in self._passwords and not self._ocpp.allow_unknown_chargers:
-            return self._refuse(connection, HTTPStatus.NOT_FOUND, "unknown charge point", identity)
-        if self._ocpp.tls_client_ca is not None and (refused := self._check_certificate(connection, identity)):
-            return refused
-        password = self._passwords.get(identity) if self._wants_password(request) else None
-        if password is None:
-            return None
-        return self._check_password(connection, request, identity, password.get_secret_value())
-
-    def _check_password(
-        self, connection: ServerConnection, request: Request, identity: str, password: str
-    ) -> Response | None:
-        """Basic auth under the brute-force throttle: a (source address, identity) that failed too often is refused
-        (429) without a check until its lock ends; a success clears it."""
-        key = (peer_host(connection.transport), identity)
-        if wait_s := self.throttle.locked_for(key):
-            response = self._refuse(connection, HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins", identity)
-            response.headers["Retry-After"] = str(math.ceil(wait_s))
-            return response
-        if _authorized(request, identity, password):
-            self.throttle.succeeded(key)
-            return None
-        if lock_s := self.throttle.failed(key):
-            self._locks.note(key[0], "wrong_credentials", charger=identity, lock_s=lock_s)
-        response = self._refuse(connection, HTTPStatus.UNAUTHORIZED, "wrong or missing credentials", identity)
-        response.headers["WWW-Authenticate"] = 'Basic realm="edge-bridge", charset="UTF-8"'
-        return response
-
-    def _check_certificate(self, connection: ServerConnection, identity: str) -> Response | None:
-        """Profile 3: the verified client certificate's subject CN must be the identity (403 otherwise)."""
-        ssl_object = connection.transport.get_extra_info("ssl_object")
-        decision = check_peer(identity, ssl_object.getpeercert() if ssl_object is not None else None)
-        if decision.allowed:
-            return None
-        fields = {"charger": identity, "cn": decision.cn or "", "status": 403, "reason": decision.reason}
-        log.warning("charger_refused", extra={**fields, **_peer(connection)})
-        return connection.respond(HTTPStatus.FORBIDDEN, "client certificate does not match the charge point id\n")
-
-    def _wants_password(self, request: Request) -> bool:
-        """Profile 3 authenticates by certificate: a configured password is checked only when the charger sends
-        credentials. Without client certificates it is always required."""
-        return self._ocpp.tls_client_ca is None or "Authorization" in request.headers
-
-    def _refuse(self, connection: ServerConnection, status: HTTPStatus, reason: str, who: str) -> Response:
-        """The first refusal of a window is logged with its fields, the rest as one summary line."""
-        fields = {"charger": who, "status": int(status), **_peer(connection)}
-        self._refusals.note(peer_host(connection.transport), reason, **fields)
-        return connection.respond(status, reason + "\n")
 
     # ------------------------------------------------------------------------------------------------ connection
 
@@ -273,7 +181,7 @@ class OcppServer:
         live = self._register(identity, version, connection)
         try:
             targets = await self._bridge.connected(identity, version)
-            log.info("charger_connected", extra={"charger": identity, "ocpp_version": version, **_peer(connection)})
+            log.info("charger_connected", extra={"charger": identity, "ocpp_version": version, **peer(connection)})
             await self._run(live, targets)
         except StoreError as exc:  # the charger connects again later; a full disk is logged once, by the store
             level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
@@ -296,7 +204,7 @@ class OcppServer:
         live = LiveCharger(identity, version, connection, charge_point, asyncio.get_running_loop().time())
         previous, self.live[identity] = self.live.get(identity), live
         if previous is not None:
-            log.info("charger_replaced", extra={"charger": identity, **_peer(previous.connection)})
+            log.info("charger_replaced", extra={"charger": identity, **peer(previous.connection)})
             previous.replaced.set()
         return live
 
@@ -404,18 +312,3 @@ def _established(connection: ServerConnection, _request: Request, response: Resp
     ticket = connection.ticket if isinstance(connection, GuardedConnection) else None
     if ticket is not None and response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
         ticket.established()
-
-
-def _authorized(request: Request, identity: str, password: str) -> bool:
-    headers = request.headers.get_all("Authorization")
-    credentials = basic_credentials(headers[0]) if len(headers) == 1 else None
-    if credentials is None:
-        return False
-    user_ok = hmac.compare_digest(credentials[0], identity.encode("utf-8"))
-    password_ok = hmac.compare_digest(credentials[1], password.encode("utf-8"))
-    return user_ok & password_ok
-
-
-def _peer(connection: ServerConnection) -> dict[str, str]:
-    address = connection.remote_address
-    return {"peer": f"{address[0]}:{address[1]}"} if isinstance(address, tuple) else {}

@@ -33,7 +33,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 from edge_bridge.app import App
-from edge_bridge.charger.server import OcppServer, basic_credentials, identity_from_path, tls_context
+from edge_bridge.charger.admission import basic_credentials, identity_from_path
+from edge_bridge.charger.server import OcppServer, tls_context
 from edge_bridge.config import Config, load_config
 from edge_bridge.domain.events import ChargerBooted, Event, MeterSampled
 from edge_bridge.errors import StoreError
