@@ -40,6 +40,9 @@ def site_config(chargers: int, db_path: Path, province_url: str) -> dict[str, An
         raw = tomllib.load(handle)
     raw["storage"]["path"] = str(db_path)
     raw["ocpp"].update(listen="127.0.0.1:0", allow_unknown_chargers=False, path_prefix=PATH_PREFIX.rstrip("/"))
+    # every simulated charger comes from 127.0.0.1, as a whole site behind one NAT address would: such a site sets
+    # the per-address caps to its number of chargers (README, "Security"), or a reconnect storm meets 503s
+    raw["ocpp"].update(max_connections_per_address=chargers + 200, max_handshakes_per_address=chargers + 200)
     raw["pull_api"]["listen"] = "127.0.0.1:0"
     raw["web"]["listen"] = "127.0.0.1:0"
     raw["province"].update(base_url=province_url, retry_initial_s=0.2, retry_max_s=2.0)
