@@ -3,6 +3,7 @@ immutable once queued; the accept hook records the province's ConfirmResult 0.""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -46,7 +47,11 @@ def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place:
     order = order_of(ctx, tx, session, place)
     (outbox_id,) = ctx.push(tx, (order_rules.order_push(order),), now)
     orders.set_order(tx, session_id, order_rules.QUEUED, order.start_charge_seq, outbox_id)
-    fields = {"charger": session.charger, "session": session_id, "start_charge_seq": order.start_charge_seq}
+    tx.on_commit(functools.partial(_log_queued, session, order))  # a line for an order that was stored
+
+
+def _log_queued(session: Session, order: Order) -> None:
+    fields = {"charger": session.charger, "session": session.id, "start_charge_seq": order.start_charge_seq}
     if order.merged_details:
         log.warning("order_details_merged", extra={**fields, "merged": order.merged_details})
     if END_BEFORE_START in session.flags:  # a clock went back during the session (domain.sessions)

@@ -335,6 +335,17 @@ async def test_a_full_16_session_is_one_order_with_hand_computed_numbers(bridge:
     assert (session["start_charge_seq"], session["order_state"], session["flags"]) == (seq, "queued", "[]")
 
 
+async def test_a_queued_order_is_logged_once_with_its_seq(
+    bridge: ChargerBridge, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged when the order's unit has committed (``Tx.on_commit``): a kill before the COMMIT leaves no line."""
+    caplog.set_level(logging.INFO, logger="edge_bridge.usecases.orders")
+    tid = await full_16_session(bridge)
+    ((_, _, order),) = await pushed(db, ORDER)
+    logged = [r.__dict__ for r in caplog.records if r.getMessage() == "order_queued"]
+    assert [(r["session"], r["start_charge_seq"]) for r in logged] == [(tid, order["StartChargeSeq"])]
+
+
 async def test_the_energy_curve_splits_an_uneven_session(bridge: ChargerBridge, db: Database) -> None:
     tid = await started(bridge, start(0, "1000"))
     await apply(bridge, meter(tid, 40 * 60, "11000"))  # 10 kWh before 16:00, then 30 kWh after it

@@ -254,7 +254,7 @@ async def test_disk_full_refuses_chargers_keeps_every_task_and_recovers_by_itsel
 
     orders = province_orders(province)
     completed = [key for charger in chargers for key in charger.completed]
-    scenario = record(score("disk-full", completed, orders.accepted))
+    scenario = record(score(f"disk-full for {full_for_s:.0f} s", completed, orders.accepted))
     assert scenario.perfect and scenario.sessions == 4, scenario
     assert orders.resent == 0  # no order was sent again (the province de-duplicates, and counts, resends)
     assert {wire(t) for t in answered_samples(dc)} == set(stored_samples(store, dc.identity))
