@@ -108,10 +108,16 @@ def build_pull_app(
     server = PullServer(config, db, clock, token_factory, started_at or clock())
     middlewares = [_allow_from(config.pull_api.allow_from)] if config.pull_api.allow_from else []
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
+    app.on_response_prepare.append(_plain_server_header)
     prefix = config.pull_api.path_prefix.rstrip("/")
     for interface in PULL_INTERFACES:
         app.router.add_post(f"{prefix}/{interface}", server.handler(interface))
     return app
+
+
+async def _plain_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """No library or Python versions in our answers (aiohttp would send ``Python/3.11 aiohttp/3.x``)."""
+    response.headers["Server"] = "edge-bridge"
 
 
 def _allow_from(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Middleware:

@@ -166,6 +166,12 @@ async def test_unknown_interface_is_404(province: Province) -> None:
     assert answer.status == 404
 
 
+@pytest.mark.parametrize("interface", ["query_token", "query_nothing"])
+async def test_answers_name_no_library_versions(province: Province, interface: str) -> None:
+    async with province.session.post(province.base + interface, data=b"{}") as resp:
+        assert resp.headers["Server"] == "edge-bridge"
+
+
 async def test_outside_the_prefix_is_404(province: Province) -> None:
     answer = await province.post("../../query_token", b"{}")
     assert answer.status == 404
