@@ -6,6 +6,7 @@ Exit codes (the systemd unit's RestartPreventExitStatus=2 3 4: restarting cannot
   2  configuration error
   3  the database file is damaged, truncated or not an edge-bridge store: restore a backup or move it away
   4  the database was written by a newer edge-bridge: install that version or newer
+  141  the output was cut short: its reader went away (`| head`), as for any command killed by SIGPIPE
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -32,11 +34,23 @@ from edge_bridge.timeutil import utc_now
 log = logging.getLogger("edge_bridge")
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a command whose pipe closed
 EXIT_CODES = (__doc__ or "").split("\n\n", 1)[-1]
 RAW = argparse.RawDescriptionHelpFormatter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; quiet when its reader goes away (``edge-bridge outbox list | head``), as ``cat`` is."""
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe must not surface at the interpreter's exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_PIPE
+    return code
+
+
+def _command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.config, sys.stdout, sys.stderr)
