@@ -1,4 +1,4 @@
-"""The ``edge-bridge`` command: ``run``, ``check-config``, ``status``, ``outbox list|requeue``.
+"""The ``edge-bridge`` command: ``run``, ``check-config``, ``status``, ``outbox list|requeue``, ``derive-operator-id``.
 
 Exit codes (the systemd unit's RestartPreventExitStatus=2 3 4: restarting cannot fix those):
   0  success (run: stopped by SIGTERM/SIGINT)
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from edge_bridge import __version__
 from edge_bridge.app import App
 from edge_bridge.config import DEFAULT_PATH, Config, load_config_with_warnings
 from edge_bridge.config_check import EXIT_CONFIG, check_config
+from edge_bridge.domain.credit_code import parse_credit_code
 from edge_bridge.errors import ConfigError, DatabaseUnusableError, StoreError
 from edge_bridge.log import setup_logging
 from edge_bridge.status_report import status_report
@@ -52,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "derive-operator-id":
+        return derive_operator_id(args.credit_code, args.json)
     if args.command == "check-config":
         return check_config(args.config, sys.stdout, sys.stderr)
     try:
@@ -90,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
         ("status", "chargers, connectors and open sessions (works while the daemon runs)"),
     ):
         _with_config(commands.add_parser(name, help=text, epilog=EXIT_CODES, formatter_class=RAW))
+    derive = commands.add_parser(
+        "derive-operator-id",
+        help="the 9-character OperatorID of a unified social credit code (the province's rule), its check verified",
+        epilog="Exit codes: 0 the code is valid, 1 its check character is wrong, 2 it is not a credit code.",
+    )
+    derive.add_argument("credit_code", help="the 18-character unified social credit code (统一社会信用代码)")
+    derive.add_argument("--json", action="store_true", help="print a JSON object")
     outbox = _with_config(commands.add_parser("outbox", help="inspect or requeue pushes to the province"))
     outbox.add_argument("action", choices=("list", "requeue"))
     outbox.add_argument("--state", choices=("pending", "sent", "dead"), help="list: only rows in this state")
@@ -159,4 +170,23 @@ async def _requeue(outbox: Outbox, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     count = await outbox.requeue(None if args.all else args.ids, utc_now())
     print(f"requeued {count} row(s); a running daemon picks them up within a minute")
+    return EXIT_OK
+
+
+def derive_operator_id(text: str, as_json: bool) -> int:
+    """Print the OperatorID of a credit code: the last ten characters minus the check character (GB 32100)."""
+    try:
+        code = parse_credit_code(text)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if as_json:
+        fields = {"credit_code": code.code, "operator_id": code.operator_id, "check_ok": code.check_ok}
+        print(json.dumps({**fields, "expected_check": code.expected_check}))
+    else:
+        print(code.operator_id)
+    if not code.check_ok:
+        wrong = f"{code.code}: the check character is {code.code[-1]}, GB 32100 gives {code.expected_check}"
+        print(f"error: {wrong}; check the code on the business licence", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
