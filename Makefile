@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: run test test-reliability lint demo bench venv constraints clean
+.PHONY: run test test-reliability lint demo bench venv constraints install uninstall clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-bridge needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -50,6 +50,13 @@ constraints:
 	{ sed -n '1,2p' constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf .venv-constraints
+
+# as root on the gateway (DESTDIR, PREFIX, SYSCONFDIR, UNITDIR: see packaging/install.sh)
+install:
+	PYTHON=$(PYTHON) sh packaging/install.sh install
+
+uninstall:
+	sh packaging/install.sh uninstall
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
