@@ -43,6 +43,8 @@ MAINTENANCE_RETRY_S = 300.0  # after a failed maintenance (a full disk, a locked
 STATUS_CHECK_S = 1.0  # without a watchdog: how often the STATUS= line is checked for a change
 STATUS_SERVING = "serving"
 STATUS_DISK_FULL = "disk full: the database's filesystem has no space left; chargers are refused until it has"
+STATUS_STOPPED = "not serving, stopped: "  # + the components that are not alive; no WATCHDOG=1 is sent then
+WRITER_STUCK_S = 30.0  # a unit waiting this long past its due time: the writer (or the store under it) is stuck
 TIMER_INTERVAL_S = 5.0
 GC_YOUNG_THRESHOLD = 10_000
 PUSH_OUTCOME_WITHIN_S = 0.005  # a push's outcome may wait this long for company in a commit (a drain: few fsyncs)
@@ -101,6 +103,8 @@ class App:
         self.started = asyncio.Event()
         self.pull_port: int | None = None
         self.ocpp_port: int | None = None
+        self.ocpp_server: OcppServer | None = None
+        self.components: dict[str, Callable[[], bool]] = {}  # name -> alive?, for the watchdog (and /healthz)
 
     async def run(self, stop: asyncio.Event) -> None:
         db = await open_database(self.config.storage.path)
@@ -112,14 +116,14 @@ class App:
             guard.raise_fd_limit()  # before the listeners size their connection caps from it
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
-            self.pull_port = pull_api.port
+            self.pull_port, self.components["pull_api"] = pull_api.port, pull_api.serving
             bridge = self._charger_bridge(db, outbox)
             await bridge.reset_connections()
             listeners.append(bridge)  # closed after the OCPP server: what its handlers submitted gets committed
             ocpp = OcppServer(self.config, bridge, clock=self._clock)
             await ocpp.start()
             listeners.append(ocpp)
-            self.ocpp_port = ocpp.port
+            self.ocpp_port, self.ocpp_server, self.components["ocpp_server"] = ocpp.port, ocpp, ocpp.serving
             await self._serve(db, outbox, bridge, client.push, stop, listeners)
         finally:
             await _close_all(listeners)
@@ -139,6 +143,8 @@ class App:
         uploader = self._uploader(db, outbox, send, bridge)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
+            self.components["uploader"] = lambda: not upload.done()
+            self.components["writer"] = lambda: bridge.writer.stuck_for() < WRITER_STUCK_S
             group.create_task(self._watchdog(db, stop))
             group.create_task(self._maintenance(db, outbox, stop))
             group.create_task(bridge.run_timers(stop, self._timer_interval_s))
@@ -192,14 +198,24 @@ class App:
         interval = systemd.watchdog_interval_s()
         said = STATUS_SERVING
         while not stop.is_set():
-            status = STATUS_DISK_FULL if db.full else STATUS_SERVING
-            if interval is not None:
+            status = self._status(db)
+            alive = not status.startswith(STATUS_STOPPED)
+            if interval is not None and alive:
                 self._notify(f"WATCHDOG=1\nSTATUS={status}")
             elif status != said:
                 self._notify(f"STATUS={status}")
+            if not alive and status != said:  # systemd restarts the daemon when the pings stay away
+                log.error("component_stopped", extra={"status": status})
             said = status
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval or STATUS_CHECK_S)
+
+    def _status(self, db: Database) -> str:
+        """The STATUS= line: which components are not alive, else whether the disk is full, else serving."""
+        stopped = [name for name, alive in self.components.items() if not alive()]
+        if stopped:
+            return STATUS_STOPPED + ", ".join(stopped)
+        return STATUS_DISK_FULL if db.full else STATUS_SERVING
 
     async def _maintenance(self, db: Database, outbox: Outbox, stop: asyncio.Event) -> None:
         """Hourly: forget what the retention settles (``[retention]``) and expired tokens. A store failure is

@@ -153,6 +153,10 @@ class OcppServer:
             return None
         return tls_context(str(cert), str(key), None if client_ca is None else str(client_ca))
 
+    def serving(self) -> bool:
+        """The listening socket accepts chargers (the watchdog's check)."""
+        return self._server is not None and self._server.is_serving()
+
     async def close(self) -> None:
         """Close every charger socket with 1001 (going away), stop listening, wait for the handlers."""
         if self._server is None:

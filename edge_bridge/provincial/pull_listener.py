@@ -42,6 +42,10 @@ class PullApi:
         self._runner, self._listener, self.guard, self._summaries = runner, listener, guard, summaries
         self.port = int(listener.sockets[0].getsockname()[1])
 
+    def serving(self) -> bool:
+        """The listening socket accepts connections (the watchdog's check)."""
+        return self._listener.is_serving()
+
     async def close(self) -> None:
         """Stop accepting requests; requests in progress get up to a second to finish."""
         self._listener.close()

@@ -66,6 +66,15 @@ class BatchWriter:
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed by this writer (for tests and the status line)
         self.committing = 0  # units in the batch being written now
+        self._commit_started = 0.0  # loop time its COMMIT began
+
+    def stuck_for(self) -> float:
+        """Seconds that submitted units have waited beyond their due time (0 while the writer keeps up): a COMMIT
+        that never returns shows here (the watchdog's check)."""
+        now = asyncio.get_running_loop().time()
+        waiting = now - self._due if self._pending else 0.0
+        committing = now - self._commit_started if self.committing else 0.0
+        return max(0.0, waiting, committing)
 
     @property
     def pending(self) -> int:
@@ -111,7 +120,7 @@ class BatchWriter:
                 await self._nudge.wait()
 
     async def _commit(self, batch: list[_Unit[Any]]) -> None:
-        self.committing = len(batch)
+        self.committing, self._commit_started = len(batch), asyncio.get_running_loop().time()
         try:
             results = await self._db.write(lambda tx: self._run_batch(tx, batch))
         except Exception as exc:

@@ -135,6 +135,20 @@ async def test_a_commit_that_fails_is_retried_unit_by_unit(db: Database) -> None
     assert await query(db, "SELECT * FROM child") == []
 
 
+async def test_a_writer_held_up_says_for_how_long(db: Database) -> None:
+    """``stuck_for`` (the watchdog's check of the writer) grows while a batch waits for its COMMIT and while units
+    wait behind it, and is 0 again once they are written."""
+    writer = BatchWriter(db)
+    assert writer.stuck_for() == 0.0
+    gate, first = await held(writer, db)
+    later = asyncio.create_task(writer.submit(insert("370202000009")))
+    await asyncio.sleep(0.3)
+    assert writer.stuck_for() >= 0.25
+    gate.open()
+    await asyncio.gather(first, later)
+    assert writer.stuck_for() == 0.0
+
+
 async def test_a_batch_holds_at_most_max_batch_units(db: Database) -> None:
     writer = BatchWriter(db, max_batch=4)
     gate, gated = await held(writer, db)
