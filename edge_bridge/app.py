@@ -17,14 +17,14 @@ import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from edge_bridge import guard, systemd
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
 from edge_bridge.errors import StoreError, StoreFullError
-from edge_bridge.provincial.client import ProvinceClient
+from edge_bridge.provincial.client import Outcome, ProvinceClient, PushResult
 from edge_bridge.provincial.pull_listener import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
 from edge_bridge.store import retention, tokens
@@ -145,7 +145,7 @@ class App:
             upload = group.create_task(uploader.run())
             self.components["uploader"] = lambda: not upload.done()
             self.components["writer"] = lambda: bridge.writer.stuck_for() < WRITER_STUCK_S
-            group.create_task(self._watchdog(db, stop))
+            group.create_task(self._watchdog(db, stop, functools.partial(self._serving, outbox, uploader)))
             group.create_task(self._maintenance(db, outbox, stop))
             group.create_task(bridge.run_timers(stop, self._timer_interval_s))
             group.create_task(ClockWatch(self._clock).run(stop, self._timer_interval_s))  # logs clock_jumped
@@ -192,17 +192,17 @@ class App:
         write = functools.partial(bridge.writer.submit, within_s=PUSH_OUTCOME_WITHIN_S)
         return Uploader(db, outbox, send, policy=policy, on_accepted=ACCEPT_HOOKS, write=write, clock=self._clock)
 
-    async def _watchdog(self, db: Database, stop: asyncio.Event) -> None:
-        """``WATCHDOG=1`` with the ``STATUS=`` line, every half watchdog interval; without a watchdog, ``STATUS=``
-        alone whenever it changes (nothing while the daemon serves normally)."""
+    async def _watchdog(self, db: Database, stop: asyncio.Event, serving: Callable[[], Awaitable[str]]) -> None:
+        """``WATCHDOG=1`` with the ``STATUS=`` line (and its figures), every half watchdog interval; without a
+        watchdog, ``STATUS=`` alone when the state changes (nothing while the daemon serves normally)."""
         interval = systemd.watchdog_interval_s()
         said = STATUS_SERVING
         while not stop.is_set():
-            status = self._status(db)
+            status = self._status(db) or await serving()
             alive = not status.startswith(STATUS_STOPPED)
             if interval is not None and alive:
                 self._notify(f"WATCHDOG=1\nSTATUS={status}")
-            elif status != said:
+            elif _kind(status) != _kind(said):  # without pings: a change of state, not of the counts
                 self._notify(f"STATUS={status}")
             if not alive and status != said:  # systemd restarts the daemon when the pings stay away
                 log.error("component_stopped", extra={"status": status})
@@ -210,12 +210,19 @@ class App:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval or STATUS_CHECK_S)
 
-    def _status(self, db: Database) -> str:
-        """The STATUS= line: which components are not alive, else whether the disk is full, else serving."""
+    def _status(self, db: Database) -> str | None:
+        """The STATUS= line when something is wrong: the components not alive, or a full disk; else None."""
         stopped = [name for name, alive in self.components.items() if not alive()]
         if stopped:
             return STATUS_STOPPED + ", ".join(stopped)
-        return STATUS_DISK_FULL if db.full else STATUS_SERVING
+        return STATUS_DISK_FULL if db.full else None
+
+    async def _serving(self, outbox: Outbox, uploader: Uploader) -> str:
+        """``serving: 12 chargers connected, 0 pushes queued, last push 06:02:11 UTC accepted``."""
+        chargers = len(self.ocpp_server.live) if self.ocpp_server is not None else 0
+        queued = await outbox.pending_count()
+        parts = [f"{chargers} chargers connected", f"{queued} pushes queued", _last_push(uploader.last)]
+        return f"{STATUS_SERVING}: " + ", ".join(parts)
 
     async def _maintenance(self, db: Database, outbox: Outbox, stop: asyncio.Event) -> None:
         """Hourly: forget what the retention settles (``[retention]``) and expired tokens. A store failure is
@@ -242,3 +249,16 @@ class App:
         counts = {"outbox": sent, "tokens": expired, "samples": old.samples, "status_reports": old.status_reports}
         if any(counts.values()) or old.sessions:
             log.info("maintenance_purged", extra={**counts, "sessions": old.sessions})
+
+
+def _kind(status: str) -> str:
+    """``serving``, ``disk full`` or ``not serving, stopped``: the STATUS= line without its figures."""
+    return status.partition(":")[0]
+
+
+def _last_push(last: tuple[datetime, PushResult] | None) -> str:
+    if last is None:
+        return "no push yet"
+    at, result = last
+    how = "accepted" if result.outcome is Outcome.ACCEPTED else f"failed: {result.reason}"
+    return f"last push {at.astimezone(UTC):%H:%M:%S} UTC {how}"

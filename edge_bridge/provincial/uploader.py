@@ -96,6 +96,7 @@ class Uploader:
         self._storing = False  # a task stores them
         self._group = asyncio.TaskGroup()  # senders, loader, outcome storing: run() ends with the last of them
         self._stopping = False
+        self.last: tuple[datetime, PushResult] | None = None  # when the last push ended, and how (for STATUS=)
         outbox.on_work(self._on_work)
 
     @property
@@ -198,6 +199,7 @@ class Uploader:
 
     async def _deliver(self, row: OutboxRow) -> None:
         result = await self._send_safely(row)
+        self.last = (self._clock(), result)
         self._outcomes.append(self._outcome(row, result))
         if not self._storing:
             self._storing = True

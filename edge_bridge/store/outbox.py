@@ -189,6 +189,11 @@ class Outbox:
         row = tx.fetchone(LATEST_PENDING_PAYLOAD, (interface, key))
         return None if row is None else str(row["payload"])
 
+    async def pending_count(self) -> int:
+        """Rows waiting to go (read through the pending index: cheap while the backlog is small)."""
+        row = await self._db.read(lambda tx: tx.fetchone("SELECT COUNT(*) AS n FROM outbox WHERE state = 'pending'"))
+        return int(row["n"]) if row is not None else 0
+
     async def counts(self) -> dict[str, int]:
         """Rows per state; every state is present."""
         rows = await self._db.read(lambda tx: tx.fetchall(COUNTS))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from edge_bridge.app import STATUS_SERVING, STATUS_STOPPED, App
 from edge_bridge.config import load_config
+from simulators.charger import Sim16
 from tests.conftest import eventually
 
 WATCHDOG_USEC = 100_000  # pings every 50 ms
@@ -42,7 +44,8 @@ async def test_the_pings_end_when_the_ocpp_server_stops(
     try:
         await eventually(lambda: notified.pings() >= 3, "watchdog pings")
         assert sorted(app.components) == ["ocpp_server", "pull_api", "uploader", "writer"]
-        assert f"WATCHDOG=1\nSTATUS={STATUS_SERVING}" in notified.sent
+        serving = f"WATCHDOG=1\nSTATUS={STATUS_SERVING}: 0 chargers connected, "
+        assert any(s.startswith(serving) and s.endswith("pushes queued, no push yet") for s in notified.sent)
 
         assert app.ocpp_server is not None
         await app.ocpp_server.close()
@@ -54,6 +57,29 @@ async def test_the_pings_end_when_the_ocpp_server_stops(
         assert notified.sent.count(stopped) == 1  # said once, not every interval
         logged = [r for r in caplog.records if r.getMessage() == "component_stopped"]
         assert len(logged) == 1 and logged[0].levelno == logging.ERROR
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_the_status_line_counts_chargers_pushes_and_the_last_push(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example config's province is unreachable here: its pushes stay queued and each attempt fails."""
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    notified, stop = Notified(), asyncio.Event()
+    config = load_config(write_config())
+    app = App(config, notify=notified, drain_timeout_s=0.5)
+    task = asyncio.create_task(app.run(stop))
+    try:
+        await eventually(lambda: app.started.is_set(), "the daemon to start")
+        url = f"ws://127.0.0.1:{app.ocpp_port}{config.ocpp.path_prefix}/CP-DC-01"
+        async with Sim16(url, connectors=2) as sim:
+            await sim.connect(boot=True)
+            pattern = re.compile(r"STATUS=serving: 1 chargers connected, [1-9]\d* pushes queued, last push "
+                                 r"\d\d:\d\d:\d\d UTC failed: ")  # fmt: skip
+            await eventually(lambda: any(pattern.search(s) for s in notified.sent), "a status line with figures")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
