@@ -10,7 +10,8 @@ that match what the chargers completed with what the province accepted.
   teardown. Start and restart it with ``await asyncio.to_thread(process.start)``.
 - ``Charger(sim, member)`` runs sessions back to back (``run``) and reconnects by itself between steps whenever the
   daemon is back, as a charger does; ``completed`` holds the key of every session whose stop it sent or queued.
-  ``settle()`` brings it back and replays its queue to the end. ``sim_clock_behind`` gives a clock far enough
+  ``settle()`` brings it back and replays its queue to the end. ``one_session_each(chargers, seed)``: one short
+  session on every charger at once. ``sim_clock_behind`` gives a clock far enough
   behind real time for the whole run (the daemon replaces charger times in the future).
 - Keys: a session is ``(ConnectorID, StartTime)`` with StartTime in the site's local wire time, which is what the
   charger knows (its start timestamp, the config's connector mapping) and what the order carries.
@@ -251,6 +252,16 @@ async def run_fleet(chargers: list[Charger], stop: asyncio.Event, load: Load, rn
     async with asyncio.TaskGroup() as group:
         for charger in chargers:
             group.create_task(charger.run(stop, load, random.Random(rng.random())))
+
+
+SHORT = Load(minutes=(10, 10), idle_min=(1, 1), sample_s=120, chunk_min=10, power_kw=30)
+
+
+async def one_session_each(chargers: list[Charger], seed: int, load: Load = SHORT) -> None:
+    """Every charger charges one session of ``load`` (10 minutes by default), all at once."""
+    async with asyncio.TaskGroup() as group:
+        for n, charger in enumerate(chargers):
+            group.create_task(charger.session(load, random.Random(seed + n)))
 
 
 async def close_fleet(chargers: list[Charger]) -> None:

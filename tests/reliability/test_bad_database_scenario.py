@@ -11,7 +11,6 @@ again). The refusals themselves are checked case by case in ``tests/integration/
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
 import subprocess
 import sys
@@ -22,28 +21,19 @@ from simulators.province import MockProvince
 from tests.daemon_process import EXIT_TIMEOUT_S, DaemonProcess
 from tests.integration.test_bad_database import garbage_header, newer
 from tests.reliability.conftest import (
-    Charger,
-    Load,
     SpawnDaemon,
     chained,
     chargers_for,
     close_fleet,
     drained,
     fleet,
+    one_session_each,
     province_orders,
     sim_clock_behind,
     to_province,
     with_fleet,
 )
 from tests.reliability.scoring import record, score
-
-SHORT = Load(minutes=(10, 10), idle_min=(1, 1), sample_s=120, chunk_min=10, power_kw=30)
-
-
-async def one_session_each(chargers: list[Charger], seed: int) -> None:
-    async with asyncio.TaskGroup() as group:
-        for n, charger in enumerate(chargers):
-            group.create_task(charger.session(SHORT, random.Random(seed + n)))
 
 
 def refused_start(process: DaemonProcess) -> int:

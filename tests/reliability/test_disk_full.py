@@ -26,7 +26,6 @@ import contextlib
 import errno
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -48,14 +47,13 @@ from tests.acceptance.conftest import Store
 from tests.conftest import eventually
 from tests.daemon_process import DaemonProcess
 from tests.reliability.conftest import (
-    Charger,
-    Load,
     SpawnDaemon,
     chained,
     chargers_for,
     close_fleet,
     drained,
     fleet,
+    one_session_each,
     outbox_counts,
     province_orders,
     sim_clock_behind,
@@ -69,9 +67,6 @@ FAST_FULL_FOR_S = 2.0  # make test: the sweep (every 5 s) may or may not fall in
 LONG_FULL_FOR_S = 12.0  # make test-reliability: longer than two liveness sweep intervals (5 s): sweeps fail while full
 RETRY_S = 0.25  # how soon a simulated charger sends a message refused with InternalError again
 INTERNAL_ERROR = "CALLERROR InternalError"
-SHORT = Load(minutes=(10, 10), idle_min=(1, 1), sample_s=120, chunk_min=10, power_kw=30)
-
-
 # ---------------------------------------------------------------------------------------------- the filesystem
 
 
@@ -188,12 +183,6 @@ def on_disk(mount: Path) -> Callable[[dict[str, Any]], None]:
 
 
 # ---------------------------------------------------------------------------------------------- the scenario
-
-
-async def one_session_each(chargers: list[Charger], seed: int) -> None:
-    async with asyncio.TaskGroup() as group:
-        for n, charger in enumerate(chargers):
-            group.create_task(charger.session(SHORT, random.Random(seed + n)))
 
 
 @pytest.mark.parametrize(
