@@ -12,7 +12,6 @@ until a write succeeds again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -20,10 +19,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from edge_bridge import guard, systemd
+from edge_bridge import guard, systemd, timeutil
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config
-from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.errors import StoreError, store_failure_level
 from edge_bridge.provincial.client import Outcome, ProvinceClient, PushResult
 from edge_bridge.provincial.pull_listener import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
@@ -59,12 +58,6 @@ class Listener(Protocol):
 Pause = Callable[[asyncio.Event, float], Awaitable[None]]
 
 
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    """Wait ``seconds`` or until ``stop`` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 async def _close_all(listeners: list[Listener]) -> None:
     while listeners:
         await listeners.pop().close()
@@ -95,7 +88,7 @@ class App:
         pause: Pause | None = None,
     ) -> None:
         self.config = config
-        self._pause = pause or _pause  # the maintenance's wait between passes (a test waits in simulated time)
+        self._pause = pause or timeutil.pause  # the maintenance's wait between passes (a test waits in simulated time)
         self._clock = clock
         self._notify = notify
         self._drain_timeout_s = drain_timeout_s
@@ -198,7 +191,7 @@ class App:
         interval = systemd.watchdog_interval_s()
         said = STATUS_SERVING
         while not stop.is_set():
-            status = self._status(db) or await serving()
+            status = self._status(db) or (await serving() if interval is not None else STATUS_SERVING)
             alive = not status.startswith(STATUS_STOPPED)
             if interval is not None and alive:
                 self._notify(f"WATCHDOG=1\nSTATUS={status}")
@@ -207,8 +200,7 @@ class App:
             if not alive and status != said:  # systemd restarts the daemon when the pings stay away
                 log.error("component_stopped", extra={"status": status})
             said = status
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval or STATUS_CHECK_S)
+            await timeutil.pause(stop, interval or STATUS_CHECK_S)
 
     def _status(self, db: Database) -> str | None:
         """The STATUS= line when something is wrong: the components not alive, or a full disk; else None."""
@@ -232,7 +224,7 @@ class App:
             try:
                 await self._maintain(db, outbox, self._clock())
             except StoreError as exc:  # a full disk is logged once, by the store
-                level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
+                level = store_failure_level(exc, logging.ERROR)
                 log.log(level, "maintenance_failed", extra={"error": str(exc), "retry_s": MAINTENANCE_RETRY_S})
                 interval = MAINTENANCE_RETRY_S
             await self._pause(stop, interval)

@@ -27,6 +27,7 @@ Messages never carry secrets or tokens.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 
@@ -72,6 +73,12 @@ class StoreError(EdgeBridgeError):
 
 class StoreFullError(StoreError):
     """The database's filesystem is full: the write was not made (rolled back whole) and may succeed later."""
+
+
+def store_failure_level(exc: BaseException | None, level: int) -> int:
+    """The level at which a caller logs a store failure: DEBUG for a full disk, which the store logs itself, once
+    when it begins and once when it ends (never per write); ``level`` for any other failure."""
+    return logging.DEBUG if isinstance(exc, StoreFullError) else level
 
 
 EXIT_DATABASE_DAMAGED = 3

@@ -49,7 +49,7 @@ from ocpp.v201.enums import Action as Action201
 
 from edge_bridge.charger.normalize import NormalizeError
 from edge_bridge.domain.events import ConnectorStatusReported, Event
-from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.errors import StoreError, store_failure_level
 from edge_bridge.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -203,8 +203,7 @@ class BridgeChargePoint:
             payload = wire_payload(await self._dispatch(message))
         except OCPPError as error:
             fields = {"charger": self.id, "action": str(message.action), "code": error.code}
-            full = isinstance(error.__cause__, StoreFullError)  # logged once by the store, not per message
-            log.log(logging.DEBUG if full else logging.WARNING, "ocpp_call_refused", extra=fields)
+            log.log(store_failure_level(error.__cause__, logging.WARNING), "ocpp_call_refused", extra=fields)
             await self._connection.send(message.create_call_error(error).to_json())
             return
         except Exception as exc:  # a bug must cost one answer, never the connection
@@ -235,9 +234,8 @@ class BridgeChargePoint:
         try:
             applied = await self.bridge.apply(events)
         except StoreError as exc:
-            full = isinstance(exc, StoreFullError)  # logged once by the store, not per message
             fields = {"charger": self.id, "action": self.action, "error": str(exc)}
-            log.log(logging.DEBUG if full else logging.ERROR, "ocpp_store_failed", extra=fields)
+            log.log(store_failure_level(exc, logging.ERROR), "ocpp_store_failed", extra=fields)
             raise InternalError(description="the store is unavailable; retry later") from exc
         log.debug("ocpp_applied", extra={"charger": self.id, "action": self.action, "events": len(events)})
         self._note(events, applied)

@@ -40,7 +40,7 @@ from edge_bridge.charger.ocpp_common import BridgeChargePoint, BridgePort
 from edge_bridge.charger.v16 import V16ChargePoint
 from edge_bridge.charger.v201 import V201ChargePoint
 from edge_bridge.config import Config
-from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.errors import StoreError, store_failure_level
 from edge_bridge.guard import (
     SUMMARY_INTERVAL_S,
     ConnectionGuard,
@@ -188,7 +188,7 @@ class OcppServer:
             log.info("charger_connected", extra={"charger": identity, "ocpp_version": version, **peer(connection)})
             await self._run(live, targets)
         except StoreError as exc:  # the charger connects again later; a full disk is logged once, by the store
-            level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
+            level = store_failure_level(exc, logging.ERROR)
             log.log(level, "charger_store_failed", extra={"charger": identity, "error": str(exc)})
             await connection.close(SILENT, "store unavailable")
         finally:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.errors import StoreError, StoreFullError, store_failure_level
 from edge_bridge.provincial.client import Outcome, PushResult
 from edge_bridge.provincial.lanes import Lanes
 from edge_bridge.store.db import Database, Tx
@@ -250,8 +250,9 @@ class Uploader:
             try:
                 return batch, await self._write(functools.partial(self._record, batch=batch))
             except StoreError as exc:
-                if delay == MARK_RETRY_S and not isinstance(exc, StoreFullError):
-                    log.error("push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
+                if delay == MARK_RETRY_S:  # once per streak of failures
+                    level = store_failure_level(exc, logging.ERROR)
+                    log.log(level, "push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
             except Exception as exc:
                 log.exception("push_outcomes_not_stored", extra={"rows": len(batch), "error": str(exc)})
                 return batch, {outcome.row.id for outcome in batch}

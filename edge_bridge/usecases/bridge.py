@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,11 +22,11 @@ from edge_bridge.domain import sessions
 from edge_bridge.domain.events import Event
 from edge_bridge.domain.pushes import ORDER_INFO, STATION_INFO
 from edge_bridge.domain.site import Site
-from edge_bridge.errors import StoreError, StoreFullError
+from edge_bridge.errors import StoreError, store_failure_level
 from edge_bridge.store import chargers
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
-from edge_bridge.timeutil import utc_now
+from edge_bridge.timeutil import pause, utc_now
 from edge_bridge.usecases import charger_events, liveness, station_info
 from edge_bridge.usecases.charger_events import Applied
 from edge_bridge.usecases.charger_state import ChargerStates
@@ -130,9 +129,7 @@ class ChargerBridge:
                 await self.sweep(self._clock())
             except StoreError as exc:
                 _store_failed("sweep_failed", exc)
-            with suppress(TimeoutError):
-                async with asyncio.timeout(interval_s):
-                    await stop.wait()
+            await pause(stop, interval_s)
 
     async def close(self) -> None:
         """Wait for every submitted message to be committed or failed."""
@@ -141,5 +138,4 @@ class ChargerBridge:
 
 def _store_failed(event: str, exc: StoreError, **fields: str) -> None:
     """A write the next sweep makes again: a full disk is the store's to log (once); another failure is one line."""
-    level = logging.DEBUG if isinstance(exc, StoreFullError) else logging.ERROR
-    log.log(level, event, extra={**fields, "error": str(exc)})
+    log.log(store_failure_level(exc, logging.ERROR), event, extra={**fields, "error": str(exc)})

@@ -10,13 +10,12 @@ only reports: the times already stored stay as they were (the domain copes with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
-from edge_bridge.timeutil import utc_now
+from edge_bridge.timeutil import pause, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +56,5 @@ class ClockWatch:
     async def run(self, stop: asyncio.Event, interval_s: float) -> None:
         """Look every ``interval_s`` until ``stop`` is set."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+            await pause(stop, interval_s)
             self.check()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from edge_bridge.errors import StoreFullError
+from edge_bridge.errors import store_failure_level
 from edge_bridge.store.db import Database, Tx
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,8 @@ class BatchWriter:
             if len(batch) == 1:
                 _settle(batch[0], _Failed(exc))
                 return
-            if not isinstance(exc, StoreFullError):  # a full disk is logged once, by the store
-                log.warning("batch_commit_failed", extra={"units": len(batch), "error": str(exc)})
+            fields = {"units": len(batch), "error": str(exc)}
+            log.log(store_failure_level(exc, logging.WARNING), "batch_commit_failed", extra=fields)
             for unit in batch:  # alone, each gets its own outcome
                 await self._commit([unit])
             return

@@ -338,7 +338,8 @@ async def test_a_full_16_session_is_one_order_with_hand_computed_numbers(bridge:
 async def test_a_queued_order_is_logged_once_with_its_seq(
     bridge: ChargerBridge, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Logged when the order's unit has committed (``Tx.on_commit``): a kill before the COMMIT leaves no line."""
+    """One line per order, naming its session and StartChargeSeq. (It is logged from ``Tx.on_commit``, so that a kill
+    before the COMMIT leaves no line for an order never stored; ``on_commit`` itself is tested in test_store_db.)"""
     caplog.set_level(logging.INFO, logger="edge_bridge.usecases.orders")
     tid = await full_16_session(bridge)
     ((_, _, order),) = await pushed(db, ORDER)
