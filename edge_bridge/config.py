@@ -111,6 +111,9 @@ class OperatorConfig(_Section):
     credit_code: str | None = Field(default=None, pattern=r"^[0-9A-Z]{18}$")
     name: str
     seq_prefix: str = ""
+    contact_name: str = ""  # for the province's application forms (edge-bridge application-form)
+    contact_phone: str = ""
+    contact_email: str = ""
 
     @field_validator("operator_id")
     @classmethod
@@ -159,6 +162,7 @@ class ProvinceConfig(_Section):
     retry_max_s: float = Field(default=300.0, gt=0)
     sig_lowercase: bool = False
     ca_file: Path | None = None  # https only: trust only these CAs for the province (default: the system store)
+    trace_wire: bool = False  # log every push and pull decrypted, secrets and tokens masked (joint tests only)
 
     @field_validator("ca_file")
     @classmethod
@@ -215,6 +219,7 @@ class OcppConfig(_Section):
 class PullApiConfig(_Section):
     listen: Listen = "0.0.0.0:8093"  # the province calls from outside
     path_prefix: str = "/evcs/v1"
+    public_url: str = Field(default="", pattern=r"^(https?://.+)?$")  # the URL given to the province (its base)
     allow_from: tuple[Network, ...] = ()
     idle_timeout_s: float = Field(default=5.0, gt=0)  # no complete request for this long: closed (headers too)
     max_connections: int = Field(default=256, gt=0)  # at most 1/8 of the open-file limit is used
