@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.procs import BenchError, Child
 from bench.site import charger_id, site_config, write_config
-from edge_bridge.config import load_config
+from edge_bridge.config import load_config, site_model
 from edge_bridge.domain.events import MeterSampled, Reading, SessionEvent
 from edge_bridge.store import sessions
 from edge_bridge.store.db import open_database
@@ -65,7 +65,7 @@ async def order_build_ms() -> tuple[float, int]:
         config = load_config(_config(Path(tmp), 1))
         db = await open_database(config.storage.path)
         try:
-            site, outbox = config.site_model(), Outbox(db)
+            site, outbox = site_model(config), Outbox(db)
             bridge = ChargerBridge(db, outbox, site, tz=config.tz)
             start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
             ref = await _day_session(bridge, charger_id(1), start)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from edge_bridge import guard, systemd, timeutil
 from edge_bridge.charger.server import OcppServer
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.errors import StoreError, store_failure_level
 from edge_bridge.provincial.client import Outcome, ProvinceClient, PushResult
 from edge_bridge.provincial.pull_listener import start_pull_api
@@ -105,7 +105,7 @@ class App:
         listeners: list[Listener] = []  # closed, newest first, before the uploader drains
         try:
             outbox = Outbox(db)
-            await enqueue_station_info(db, outbox, self.config.site_model(), self._clock())
+            await enqueue_station_info(db, outbox, site_model(self.config), self._clock())
             guard.raise_fd_limit()  # before the listeners size their connection caps from it
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
@@ -172,7 +172,7 @@ class App:
         return ChargerBridge(
             db,
             outbox,
-            self.config.site_model(),
+            site_model(self.config),
             clock=self._clock,
             offline_after_s=self.config.ocpp.offline_after_s,
             tz=self.config.tz,

@@ -11,8 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from edge_bridge.config import DEFAULT_PATH, Config
-from edge_bridge.config_check import EXIT_CONFIG
+from edge_bridge.config import DEFAULT_PATH, EXIT_CONFIG, Config
 from edge_bridge.store.db import Database, open_database
 
 EXIT_OK, EXIT_FAILURE = 0, 1

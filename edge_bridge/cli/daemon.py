@@ -10,8 +10,7 @@ import sys
 
 from edge_bridge.app import App
 from edge_bridge.cli.common import EXIT_FAILURE, EXIT_OK, Subcommands, command
-from edge_bridge.config import Config
-from edge_bridge.config_check import check_config
+from edge_bridge.config import Config, check_config
 from edge_bridge.errors import DatabaseUnusableError, StoreError
 
 log = logging.getLogger("edge_bridge")

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from edge_bridge.cli.common import Subcommands, command, store
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.status_report import status_report
 from edge_bridge.timeutil import utc_now
 
@@ -18,4 +18,4 @@ def register(commands: Subcommands, exit_codes: str) -> None:
 
 async def run(config: Config, args: argparse.Namespace) -> int:
     async with store(config) as db:
-        return await status_report(db, config.site_model(), sys.stdout, utc_now())
+        return await status_report(db, site_model(config), sys.stdout, utc_now())

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.domain import stats
 from edge_bridge.domain.places import Where
 from edge_bridge.domain.site import ChargerDesc, ConnectorDesc, Site, StationDesc
@@ -164,7 +164,7 @@ class PullServer:
     secrets: Secrets = field(init=False)
 
     def __post_init__(self) -> None:
-        self.site = self.config.site_model()
+        self.site = site_model(self.config)
         self.secrets = self.config.province.secrets()
 
     def handler(self, interface: str) -> Callable[[web.Request], Awaitable[web.Response]]:

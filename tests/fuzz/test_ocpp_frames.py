@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed
 
 from edge_bridge.charger.ocpp_common import call_id
 from edge_bridge.charger.server import MAX_FRAME, OcppServer
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.usecases.bridge import ChargerBridge
 from tests.conftest import Opener
@@ -56,7 +56,7 @@ Frame = str | bytes
 @pytest.fixture
 async def server(config: Config, opened: Opener, tmp_path: Path) -> AsyncIterator[OcppServer]:
     db = await opened(tmp_path / "fuzz.db")
-    bridge = ChargerBridge(db, Outbox(db), config.site_model(), offline_after_s=config.ocpp.offline_after_s)
+    bridge = ChargerBridge(db, Outbox(db), site_model(config), offline_after_s=config.ocpp.offline_after_s)
     ocpp = OcppServer(config, bridge)
     await ocpp.start()
     yield ocpp

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.domain.events import (
     ChargerBooted,
     ChargerSeen,
@@ -30,7 +30,7 @@ from edge_bridge.usecases.bridge import Applied, ChargerBridge
 from tests.conftest import Clock, Opener, example_raw, execute, query
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-SITE = Config.model_validate(example_raw()).site_model()  # CP-DC-01 connectors 1 and 2, CP-AC-01 EVSE 1
+SITE = site_model(Config.model_validate(example_raw()))  # CP-DC-01 connectors 1 and 2, CP-AC-01 EVSE 1
 DC, AC = "CP-DC-01", "CP-AC-01"
 
 

@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from edge_bridge.charger.server import OcppServer
-from edge_bridge.config import Config, load_config
+from edge_bridge.config import Config, load_config, site_model
 from edge_bridge.errors import StoreError
 from edge_bridge.store import chargers
 from edge_bridge.store.db import Database, Tx
@@ -202,7 +202,7 @@ def open_config(write_config: Callable[..., Path]) -> Config:
 
 @pytest.fixture
 async def bridge(db: Database, open_config: Config) -> ChargerBridge:
-    return ChargerBridge(db, Outbox(db), open_config.site_model())
+    return ChargerBridge(db, Outbox(db), site_model(open_config))
 
 
 @pytest.fixture

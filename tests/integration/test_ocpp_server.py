@@ -35,7 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatu
 from edge_bridge.app import App
 from edge_bridge.charger.admission import basic_credentials, identity_from_path
 from edge_bridge.charger.server import OcppServer, tls_context
-from edge_bridge.config import Config, load_config
+from edge_bridge.config import Config, load_config, site_model
 from edge_bridge.domain.events import ChargerBooted, Event, MeterSampled
 from edge_bridge.errors import StoreError
 from edge_bridge.store.outbox import Outbox
@@ -96,7 +96,7 @@ def _log_everything(caplog: pytest.LogCaptureFixture) -> None:
 async def bridge(opened: Opener, tmp_path: Path, config: Config) -> Spy:
     path = tmp_path / "edge.db"
     db = await opened(path)
-    real = ChargerBridge(db, Outbox(db), config.site_model(), offline_after_s=config.ocpp.offline_after_s)
+    real = ChargerBridge(db, Outbox(db), site_model(config), offline_after_s=config.ocpp.offline_after_s)
     return Spy(real, path)
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_bridge.config import Config, load_config
+from edge_bridge.config import Config, load_config, site_model
 from edge_bridge.domain.orders import FinishedSession, build_order
 from edge_bridge.store.db import Database, to_db
 from edge_bridge.store.orders import set_order
@@ -270,7 +270,7 @@ async def test_connector_electricity_equals_the_orders_total_power(
     province: Province, token: str, sessions: dict[str, int], config: Config
 ) -> None:
     """Each session contributes its order's TotalPower, so stats and orders agree to the cent."""
-    station = config.site_model().stations[0]
+    station = site_model(config).stations[0]
     known = {  # sessions of 03-01 with a known energy: (connector, start, end, Wh)
         sessions["a1"]: (DC_A, local(1, 9), local(1, 9, 45, 30), D("30004.9")),
         sessions["a2"]: (DC_A, local(1, 23, 30), local(1, 23, 59, 59), D("15005")),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.config import Config, load_config
+from edge_bridge.config import Config, load_config, site_model
 from edge_bridge.domain.events import (
     ChargerBooted,
     ChargerSeen,
@@ -66,7 +66,7 @@ def make_bridge(db: Database, config: Config, clock: Clock) -> ChargerBridge:
     return ChargerBridge(
         db,
         Outbox(db),
-        config.site_model(),
+        site_model(config),
         clock=clock,
         offline_after_s=120.0,
         tz=config.tz,
@@ -512,7 +512,7 @@ async def test_a_disputed_order_is_dead_lettered_and_shown(bridge: ChargerBridge
     (dead,) = await Outbox(db).rows("dead")
     assert (dead.interface, dead.last_error) == (ORDER, "disputed (ConfirmResult 1)")
     out = io.StringIO()
-    await status_report(db, config.site_model(), out, at(7200))
+    await status_report(db, site_model(config), out, at(7200))
     text = out.getvalue()
     assert "queued (outbox: dead)" in text
     assert f"#{tid:<6} CP-DC-01 1/1" in text and "dead-lettered: disputed (ConfirmResult 1)" in text
@@ -588,4 +588,4 @@ async def test_a_restart_neither_repeats_nor_forgets(
 async def test_start_up_uses_the_stored_boot_info(bridge: ChargerBridge, db: Database, config: Config) -> None:
     await apply(bridge, ChargerBooted(DC, at(0), vendor="ACME", model="DC120"))
     assert len(await pushed(db, INFO)) == 1
-    assert await enqueue_station_info(db, Outbox(db), config.site_model(), at(60)) == []  # the boot info is known
+    assert await enqueue_station_info(db, Outbox(db), site_model(config), at(60)) == []  # the boot info is known

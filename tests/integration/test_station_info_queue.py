@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.domain.stations import BootInfo
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
@@ -18,7 +18,7 @@ ACME = {"CP-DC-01": BootInfo(vendor="Acme", model="DC120")}
 
 
 async def queue(db: Database, outbox: Outbox, config: Config, boot: dict[str, BootInfo]) -> bool:
-    return await db.write(lambda tx: queue_station_info(tx, outbox, config.site_model(), STATION, T0, boot))
+    return await db.write(lambda tx: queue_station_info(tx, outbox, site_model(config), STATION, T0, boot))
 
 
 def accept(tx: Tx, row: OutboxRow) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.domain.events import ChargerBooted, ConnectorStatusReported, MeterSampled, Reading, SessionEvent
 from edge_bridge.status_report import status_report
 from edge_bridge.store.db import Database
@@ -20,7 +20,7 @@ T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 async def report(db: Database, config: Config, now: datetime) -> str:
     out = io.StringIO()
-    assert await status_report(db, config.site_model(), out, now) == 0
+    assert await status_report(db, site_model(config), out, now) == 0
     return out.getvalue()
 
 
@@ -34,7 +34,7 @@ async def test_empty_store_lists_the_configured_chargers_and_connectors(db: Data
 
 
 async def test_live_state(db: Database, config: Config) -> None:
-    bridge = ChargerBridge(db, Outbox(db), config.site_model(), clock=lambda: T0)
+    bridge = ChargerBridge(db, Outbox(db), site_model(config), clock=lambda: T0)
     await bridge.connected("CP-DC-01", "ocpp1.6")
     await bridge.apply([ChargerBooted("CP-DC-01", T0, vendor="ACME", model="DC120")])
     await bridge.apply([ConnectorStatusReported("CP-DC-01", 1, 1, "Charging", T0, T0)])
@@ -63,7 +63,7 @@ async def test_live_state(db: Database, config: Config) -> None:
 async def test_readable_while_another_connection_writes(tmp_path: Path, config: Config, opened: Opener) -> None:
     writer = await opened(tmp_path / "edge.db")
     reader = await opened(tmp_path / "edge.db")
-    bridge = ChargerBridge(writer, Outbox(writer), config.site_model(), clock=lambda: T0)
+    bridge = ChargerBridge(writer, Outbox(writer), site_model(config), clock=lambda: T0)
     await bridge.connected("CP-AC-01", "ocpp2.0.1")
     text = await report(reader, config, T0)
     assert "CP-AC-01             connected: yes  OCPP 2.0.1" in text

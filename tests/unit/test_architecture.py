@@ -24,8 +24,6 @@ HOMES = {  # a third-party library → the only modules that may import it
 LOWER_LAYERS = {  # these packages never import the modules above them
     "domain": {
         "edge_bridge.config",
-        "edge_bridge.config_load",
-        "edge_bridge.config_site",
         "edge_bridge.usecases",
         "edge_bridge.app",
         "edge_bridge.store",
@@ -40,16 +38,12 @@ LOWER_LAYERS = {  # these packages never import the modules above them
         "edge_bridge.provincial",
         "edge_bridge.cli",
         "edge_bridge.config",
-        "edge_bridge.config_load",
-        "edge_bridge.config_site",
     },
     "usecases": {  # the use-case layer knows the domain, the store and the wire codec; nothing of the adapters
         "edge_bridge.app",
         "edge_bridge.cli",
         "edge_bridge.charger",
         "edge_bridge.config",
-        "edge_bridge.config_load",
-        "edge_bridge.config_site",
         "edge_bridge.provincial.client",
         "edge_bridge.provincial.pull_listener",
         "edge_bridge.provincial.pull_server",
@@ -71,6 +65,13 @@ USE_CASE_ROOMS = {
     "writer",
 }
 MAX_USE_CASE_LINES = 400
+CONFIG_SIBLINGS = {  # edge_bridge.config: each module imports only the siblings listed (one way, no cycles)
+    "models": set(),
+    "site": {"models"},
+    "load": {"models"},
+    "check": {"models", "load", "site"},
+    "reload": {"models", "load", "site"},
+}
 
 
 def _modules() -> list[Path]:
@@ -125,12 +126,41 @@ def test_lower_layers_do_not_reach_up(layer: str) -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def _config_siblings(path: Path) -> set[str]:
+    prefix = "edge_bridge.config."
+    return {n.removeprefix(prefix) for n in _imports(path) if n.startswith(prefix)} | (
+        {"__init__"} if "edge_bridge.config" in _imports(path) else set()
+    )
+
+
+@pytest.mark.parametrize("module", sorted(CONFIG_SIBLINGS))
+def test_the_config_modules_import_one_way(module: str) -> None:
+    path = PACKAGE / "config" / f"{module}.py"
+    if not path.is_file():
+        pytest.skip(f"config/{module}.py does not exist yet")
+    assert _config_siblings(path) <= CONFIG_SIBLINGS[module]
+
+
+def test_no_private_name_crosses_a_module_boundary() -> None:
+    """``from edge_bridge.x import _name``: a private name used from another module is a seam that is not one."""
+    crossings = [
+        f"{p.relative_to(PACKAGE)}: {node.module}.{alias.name}"
+        for p in _modules()
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edge_bridge")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert crossings == []
+
+
 def test_the_rules_see_the_modules_they_talk_about() -> None:
     """Guards the test itself: a renamed package must not make the checks above vacuous."""
     assert any(_matches(p, PURE) for p in _modules())
     assert "Crypto" in _roots(_imports(PACKAGE / "provincial" / "crypto.py"))
     assert "sqlite3" in _roots(_imports(PACKAGE / "store" / "db.py"))
     assert (PACKAGE / "usecases" / "charger_events.py").is_file()
+    assert {p.stem for p in (PACKAGE / "config").glob("*.py")} - {"__init__"} <= set(CONFIG_SIBLINGS)
 
 
 def test_the_use_case_layer_has_its_rooms_each_under_400_lines() -> None:

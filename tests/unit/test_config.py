@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import trustme
 
-from edge_bridge.config import Config, load_config, load_config_with_warnings
+from edge_bridge.config import Config, load_config, load_config_with_warnings, site_model
 from edge_bridge.domain.site import TariffPeriod
 from edge_bridge.errors import ConfigError, ConfigProblem
 from tests.conftest import REPO
@@ -68,7 +68,7 @@ def test_a_credit_code_alone_derives_the_operator_id(write_config: WriteConfig) 
     config = load_config(write_config(credit_code_only))
 
     assert config.operator.id == "MA7G5YA24"
-    assert config.site_model().operator.operator_id == "MA7G5YA24"
+    assert site_model(config).operator.operator_id == "MA7G5YA24"
 
 
 def test_a_credit_code_that_agrees_with_the_operator_id_is_accepted(write_config: WriteConfig) -> None:
@@ -117,7 +117,7 @@ def test_prices_and_coordinates_are_exact_decimals(write_config: WriteConfig) ->
 def test_site_model_orders_tariff_periods_in_minutes(write_config: WriteConfig) -> None:
     config = load_config(write_config(lambda raw: raw["tariffs"]["default"]["periods"].reverse()))
 
-    tariff = config.site_model().stations[0].tariff
+    tariff = site_model(config).stations[0].tariff
 
     assert tariff.name == "default"
     assert tariff.periods == (
@@ -129,7 +129,7 @@ def test_site_model_orders_tariff_periods_in_minutes(write_config: WriteConfig) 
 
 
 def test_site_model_describes_stations_chargers_and_connectors(config: Config) -> None:
-    site = config.site_model()
+    site = site_model(config)
 
     station = site.station("370202000001")
     assert station is not None
@@ -218,7 +218,7 @@ def test_a_tariff_on_a_finer_grid_than_15_minutes_is_accepted(write_config: Writ
 
     config = load_config(write_config(finer))
 
-    assert config.site_model().stations[0].tariff.periods[0].end_min == 470
+    assert site_model(config).stations[0].tariff.periods[0].end_min == 470
 
 
 # ---------------------------------------------------------------------------------------------------- problems
@@ -342,7 +342,7 @@ def test_a_charger_password_file_is_read(write_config: WriteConfig, tmp_path: Pa
     password = config.stations[0].chargers[0].password
     assert password is not None
     assert password.get_secret_value() == "hunter2-charger"
-    assert config.site_model().stations[0].chargers[0].has_password is True
+    assert site_model(config).stations[0].chargers[0].has_password is True
 
 
 def test_a_wrong_length_secret_from_a_file_is_named_but_never_shown(write_config: WriteConfig, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.config_check import EXIT_CONFIG, check_config
+from edge_bridge.config import EXIT_CONFIG, check_config
 from tests.conftest import REPO
 
 Mutate = Callable[[dict[str, Any]], None]

@@ -14,8 +14,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from edge_bridge.config import load_config
-from edge_bridge.config_check import EXIT_CONFIG, check_config
+from edge_bridge.config import EXIT_CONFIG, check_config, load_config
 from edge_bridge.errors import ConfigError, ConfigProblem
 
 WriteConfig = Callable[..., Path]

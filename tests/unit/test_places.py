@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.domain.places import Places, Where
 from tests.conftest import example_raw
 
-PLACES = Places(Config.model_validate(example_raw()).site_model())  # CP-DC-01 connectors 1, 2; CP-AC-01 EVSE 1
+PLACES = Places(site_model(Config.model_validate(example_raw())))  # CP-DC-01 connectors 1, 2; CP-AC-01 EVSE 1
 DC, AC = "CP-DC-01", "CP-AC-01"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edge_bridge.config import Config
+from edge_bridge.config import Config, site_model
 from edge_bridge.domain.site import Site, StationDesc, Tariff, TariffPeriod
 from edge_bridge.domain.stations import (
     BootInfo,
@@ -29,7 +29,7 @@ from tests.conftest import DATA
 
 @pytest.fixture
 def site(config: Config) -> Site:
-    return config.site_model()
+    return site_model(config)
 
 
 @pytest.fixture

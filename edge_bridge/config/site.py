@@ -1,25 +1,40 @@
-"""From the configuration models (:mod:`edge_bridge.config`) to the domain values, for ``Config.site_model()``."""
+"""From the configuration models to the domain values the rest of the program reads: ``site_model(config)``.
+
+Pure: no I/O. A reload builds a new Site from the new Config and hands it to the parts that read one."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from edge_bridge.config.models import (
+    ChargerConfig,
+    Config,
+    ConnectorConfig,
+    StationConfig,
+    TariffConfig,
+    minutes_of,
+)
+from edge_bridge.domain.site import (
+    ChargerDesc,
+    ConnectorDesc,
+    Operator,
+    Site,
+    StationDesc,
+    Tariff,
+    TariffPeriod,
+)
 
-from edge_bridge.domain.site import ChargerDesc, ConnectorDesc, StationDesc, Tariff, TariffPeriod
 
-if TYPE_CHECKING:  # edge_bridge.config imports this module
-    from edge_bridge.config import ChargerConfig, ConnectorConfig, StationConfig, TariffConfig
-
-
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
+def site_model(config: Config) -> Site:
+    """The domain view of the operator and its stations."""
+    tariffs = {name: _tariff(name, t) for name, t in config.tariffs.items()}
+    operator = Operator(config.operator.id, config.operator.name, config.operator.seq_prefix)
+    return Site(operator, tuple(_station(s, tariffs[s.tariff]) for s in config.stations))
 
 
 def _tariff(name: str, tariff: TariffConfig) -> Tariff:
-    periods = sorted(tariff.periods, key=lambda p: _minutes(p.start))
+    periods = sorted(tariff.periods, key=lambda p: minutes_of(p.start))
     return Tariff(
         name,
-        tuple(TariffPeriod(_minutes(p.start), _minutes(p.end), p.electricity, p.service) for p in periods),
+        tuple(TariffPeriod(minutes_of(p.start), minutes_of(p.end), p.electricity, p.service) for p in periods),
     )
 
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from edge_bridge.config import SECRET_NAMES, Config, ProvinceConfig, TariffConfig, load_config_with_warnings
+from edge_bridge.config.load import load_config_with_warnings
+from edge_bridge.config.models import SECRET_NAMES, Config, ProvinceConfig, TariffConfig
+from edge_bridge.config.site import site_model
 from edge_bridge.domain.site import ChargerDesc, StationDesc
 from edge_bridge.errors import ConfigError
 
@@ -47,7 +49,7 @@ def summary(config: Config) -> Iterator[str]:
     yield f"ocpp listen: {config.ocpp.listen} ({scheme}, path {config.ocpp.path_prefix}/<ocpp_id>)"
     yield f"pull api listen: {config.pull_api.listen} (path {config.pull_api.path_prefix})"
     yield f"database: {config.storage.path}"
-    site = config.site_model()
+    site = site_model(config)
     for station in site.stations:
         yield from _station_lines(station)
     chargers = [c for s in site.stations for c in s.chargers]

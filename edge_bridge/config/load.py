@@ -1,14 +1,18 @@
-"""Loading the TOML configuration: ``load_config_with_warnings(path)`` behind :func:`edge_bridge.config.load_config`.
+"""Loading the TOML configuration: ``load_config(path)`` reads, validates and returns a :class:`Config`, or raises
+:class:`ConfigError` listing every problem with its key path (``stations[0].chargers[1].connectors[0].connector_id:
+...``); unknown keys are errors, with a suggestion when a known key is close.
 
 Reads the TOML, resolves relative paths (storage, ``*_file`` secrets) against the directory of the config file,
 reads the secret files, turns pydantic errors into :class:`ConfigProblem` key paths (with "did you mean" for an
 unknown key close to a known one), cross checks unique ids and tariff coverage, and warns about inline secrets in
-a file readable by group or others. The models are in :mod:`edge_bridge.config`.
+a file readable by group or others; the TLS files are loaded once here, so that a bad one is a config error at start-up
+(or on reload), not a failure on first use. The models are in :mod:`edge_bridge.config.models`.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import stat
 import tomllib
 from collections import Counter
@@ -18,15 +22,48 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edge_bridge.config import SECRET_NAMES, Config, TariffConfig
-from edge_bridge.config_site import _minutes
+from edge_bridge import tls
+from edge_bridge.config.models import SECRET_NAMES, Config, TariffConfig, minutes_of
 from edge_bridge.domain.stations import hhmm
 from edge_bridge.errors import ConfigError, ConfigProblem
 from edge_bridge.provincial.crypto import SECRET_LENGTH
 
+log = logging.getLogger(__name__)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the config file; raises ConfigError listing every problem."""
+    config, warnings = load_config_with_warnings(path)
+    for warning in warnings:
+        log.warning("config_warning", extra={"detail": warning})
+    return config
+
 
 def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
-    path = Path(path)
+    """Read and validate the config file; the config and its warnings, or raises ConfigError."""
+    config, warnings = _validated(Path(path))
+    problems = _tls_problems(config)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config, warnings
+
+
+def _tls_problems(config: Config) -> list[ConfigProblem]:
+    """The TLS files exist, are readable and load, each problem naming its key (at start-up, not on first use)."""
+    ocpp, ca_file = config.ocpp, config.province.ca_file
+    files = {"ocpp.tls_cert": ocpp.tls_cert, "ocpp.tls_key": ocpp.tls_key}
+    files |= {"ocpp.tls_client_ca": ocpp.tls_client_ca, "province.ca_file": ca_file}
+    problems = [ConfigProblem(k, why) for k, path in files.items() if path and (why := tls.unusable(path))]
+    if problems:
+        return problems
+    del files["ocpp.tls_key"]  # a key is checked against its certificate, once the certificate loads
+    checks = {key: tls.certificates_problem(path) for key, path in files.items() if path is not None}
+    if ocpp.tls_cert is not None and ocpp.tls_key is not None and checks["ocpp.tls_cert"] is None:
+        checks["ocpp.tls_key"] = tls.key_problem(ocpp.tls_cert, ocpp.tls_key)
+    return [ConfigProblem(key, why) for key, why in checks.items() if why is not None]
+
+
+def _validated(path: Path) -> tuple[Config, list[str]]:
     raw = _read_toml(path)
     problems: list[ConfigProblem] = []
     _resolve_paths(raw, path.resolve().parent)
@@ -221,10 +258,10 @@ def _once(counter: Counter[Any], value: Any, key: str) -> Iterator[ConfigProblem
 
 
 def _tariff_problems(key: str, tariff: TariffConfig) -> Iterator[ConfigProblem]:
-    ordered = sorted(enumerate(tariff.periods), key=lambda item: _minutes(item[1].start))
+    ordered = sorted(enumerate(tariff.periods), key=lambda item: minutes_of(item[1].start))
     expected_start = 0
     for index, period in ordered:
-        start, end = _minutes(period.start), _minutes(period.end)
+        start, end = minutes_of(period.start), minutes_of(period.end)
         if start > expected_start:
             gap = f"{hhmm(expected_start)}-{period.start}"
             yield ConfigProblem(f"{key}[{index}].start", f"gap: {gap} is in no period")

@@ -1,17 +1,11 @@
-"""The TOML configuration contract (spec/configuration.md) as frozen pydantic models.
-
-``load_config(path)`` reads, validates and returns a :class:`Config`, or raises :class:`ConfigError`
-listing every problem with its key path (``stations[0].chargers[1].connectors[0].connector_id: ...``).
-Unknown keys are errors, with a suggestion when a known key is close. Relative paths (storage, ``*_file``
-secrets) are relative to the directory of the config file. ``Config.site_model()`` builds the domain values
-the rest of the program reads (through :mod:`edge_bridge.config_site`). The loading machinery is in
-:mod:`edge_bridge.config_load`.
+"""The TOML configuration contract (spec/configuration.md) as frozen pydantic models: the types and the checks of
+one value at a time. Reading the file is :mod:`edge_bridge.config.load`; the domain values the rest of the program
+reads are built by :mod:`edge_bridge.config.site`. This module imports neither (one-way: models <- site, load <- check).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -31,13 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from edge_bridge import tls
-from edge_bridge.config_site import _station, _tariff
-from edge_bridge.domain.site import Operator, Site
-from edge_bridge.errors import ConfigError, ConfigProblem
 from edge_bridge.provincial.crypto import Secrets
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PATH = Path("/etc/edge-bridge/config.toml")
 SECRET_NAMES = ("operator_secret", "data_secret", "data_secret_iv", "sig_secret")
@@ -360,46 +348,8 @@ class Config(_Section):
             for charger in station.chargers:
                 yield station, charger
 
-    def site_model(self) -> Site:
-        """The domain view of the operator and its stations."""
-        tariffs = {name: _tariff(name, t) for name, t in self.tariffs.items()}
-        operator = Operator(self.operator.id, self.operator.name, self.operator.seq_prefix)
-        return Site(operator, tuple(_station(s, tariffs[s.tariff]) for s in self.stations))
 
-
-# ---------------------------------------------------------------------------------------------------- loading
-# The machinery lives in edge_bridge.config_load, which imports the models above; imported lazily here.
-
-
-def load_config(path: Path | str) -> Config:
-    """Read and validate the config file; raises ConfigError listing every problem."""
-    config, warnings = load_config_with_warnings(path)
-    for warning in warnings:
-        log.warning("config_warning", extra={"detail": warning})
-    return config
-
-
-def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
-    """Read and validate the config file; the config and its warnings, or raises ConfigError."""
-    from edge_bridge import config_load
-
-    config, warnings = config_load.load_config_with_warnings(path)
-    problems = _tls_problems(config)
-    if problems:
-        raise ConfigError(str(path), problems)
-    return config, warnings
-
-
-def _tls_problems(config: Config) -> list[ConfigProblem]:
-    """The TLS files exist, are readable and load, each problem naming its key (at start-up, not on first use)."""
-    ocpp, ca_file = config.ocpp, config.province.ca_file
-    files = {"ocpp.tls_cert": ocpp.tls_cert, "ocpp.tls_key": ocpp.tls_key}
-    files |= {"ocpp.tls_client_ca": ocpp.tls_client_ca, "province.ca_file": ca_file}
-    problems = [ConfigProblem(k, why) for k, path in files.items() if path and (why := tls.unusable(path))]
-    if problems:
-        return problems
-    del files["ocpp.tls_key"]  # a key is checked against its certificate, once the certificate loads
-    checks = {key: tls.certificates_problem(path) for key, path in files.items() if path is not None}
-    if ocpp.tls_cert is not None and ocpp.tls_key is not None and checks["ocpp.tls_cert"] is None:
-        checks["ocpp.tls_key"] = tls.key_problem(ocpp.tls_cert, ocpp.tls_key)
-    return [ConfigProblem(key, why) for key, why in checks.items() if why is not None]
+def minutes_of(hhmm: str) -> int:
+    """Minutes after midnight of an ``HH:MM`` the models accepted (``24:00`` is 1440)."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
