@@ -4,6 +4,9 @@ open store → queue station info → start the pull API → start the OCPP serv
 charger timers → READY=1 → serve until stopped → STOPPING=1 → stop accepting requests (listeners close, newest first:
 charger sockets get 1001, then the pull API) → let in-flight pushes finish (bounded) → close the client and the store.
 
+``request_reload()`` (SIGHUP) makes the running daemon read its config file again (``reloading.py``), between
+``RELOADING=1`` and ``READY=1``.
+
 A full disk stops no task: chargers get InternalError, the uploader, the timers and the maintenance write again
 later, and ``STATUS=`` (sd_notify, with every watchdog ping, or when it changes without a watchdog) says "disk full"
 until a write succeeds again.
@@ -15,17 +18,21 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from edge_bridge import guard, systemd, timeutil
 from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config, site_model
+from edge_bridge.domain.site import Site
 from edge_bridge.errors import StoreError, store_failure_level
 from edge_bridge.provincial.client import Outcome, ProvinceClient, PushResult
 from edge_bridge.provincial.pull_listener import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
+from edge_bridge.reloading import Running
 from edge_bridge.store import retention, tokens
 from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
@@ -86,8 +93,11 @@ class App:
         drain_timeout_s: float = DRAIN_TIMEOUT_S,
         timer_interval_s: float = TIMER_INTERVAL_S,
         pause: Pause | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self._config_path = config_path  # read again on a reload; None: reloads are refused
+        self._reload_wanted = asyncio.Event()
         self._pause = pause or timeutil.pause  # the maintenance's wait between passes (a test waits in simulated time)
         self._clock = clock
         self._notify = notify
@@ -105,34 +115,34 @@ class App:
         listeners: list[Listener] = []  # closed, newest first, before the uploader drains
         try:
             outbox = Outbox(db)
-            await enqueue_station_info(db, outbox, site_model(self.config), self._clock())
+            site = site_model(self.config)
+            await enqueue_station_info(db, outbox, site, self._clock())
             guard.raise_fd_limit()  # before the listeners size their connection caps from it
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
             self.pull_port, self.components["pull_api"] = pull_api.port, pull_api.serving
-            bridge = self._charger_bridge(db, outbox)
+            bridge = self._charger_bridge(db, outbox, site)
             await bridge.reset_connections()
+            await bridge.configure(site, self.config.ocpp.offline_after_s, self.config.stop_reasons)  # tariff history
             listeners.append(bridge)  # closed after the OCPP server: what its handlers submitted gets committed
             ocpp = OcppServer(self.config, bridge, clock=self._clock)
             await ocpp.start()
             listeners.append(ocpp)
             self.ocpp_port, self.ocpp_server, self.components["ocpp_server"] = ocpp.port, ocpp, ocpp.serving
-            await self._serve(db, outbox, bridge, client.push, stop, listeners)
+            running = Running(db, outbox, bridge, ocpp, pull_api, client, self._clock)
+            await self._serve(running, client.push, stop, listeners)
         finally:
             await _close_all(listeners)
             await client.close()
             await db.close()
             log.info("stopped")
 
-    async def _serve(
-        self,
-        db: Database,
-        outbox: Outbox,
-        bridge: ChargerBridge,
-        send: Sender,
-        stop: asyncio.Event,
-        listeners: list[Listener],
-    ) -> None:
+    def request_reload(self) -> None:
+        """Read the config file again once the daemon serves (SIGHUP)."""
+        self._reload_wanted.set()
+
+    async def _serve(self, running: Running, send: Sender, stop: asyncio.Event, listeners: list[Listener]) -> None:
+        db, outbox, bridge = running.db, running.outbox, running.bridge
         uploader = self._uploader(db, outbox, send, bridge)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
@@ -142,6 +152,7 @@ class App:
             group.create_task(self._maintenance(db, outbox, stop))
             group.create_task(bridge.run_timers(stop, self._timer_interval_s))
             group.create_task(ClockWatch(self._clock).run(stop, self._timer_interval_s))  # logs clock_jumped
+            group.create_task(self._reloads(running, stop))
             _tune_garbage_collection()
             self._notify("READY=1")
             self.started.set()
@@ -150,10 +161,25 @@ class App:
             stopped = group.create_task(stop.wait())
             await asyncio.wait({stopped, upload}, return_when=asyncio.FIRST_COMPLETED)
             stop.set()
+            self._reload_wanted.set()  # wakes the reload task to see the stop
             self._notify("STOPPING=1")
             await _close_all(listeners)
             await drain(uploader, upload, self._drain_timeout_s)
             await bridge.close()  # the outcomes of the last pushes share the writer: committed before the store closes
+
+    async def _reloads(self, running: Running, stop: asyncio.Event) -> None:
+        """One reload at a time, each between RELOADING=1 and READY=1 (sd_notify); a SIGHUP during one: one more."""
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            if stop.is_set():
+                return
+            self._notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            if self._config_path is None:
+                log.error("reload_refused", extra={"problems": "this daemon was not started from a config file"})
+            else:
+                self.config = await running.reload(self.config, self._config_path)
+            self._notify("READY=1")
 
     def _client(self) -> ProvinceClient:
         p = self.config.province
@@ -166,13 +192,14 @@ class App:
             sig_lowercase=p.sig_lowercase,
             ca_file=p.ca_file,
             clock=self._clock,
+            trace_wire=p.trace_wire,
         )
 
-    def _charger_bridge(self, db: Database, outbox: Outbox) -> ChargerBridge:
+    def _charger_bridge(self, db: Database, outbox: Outbox, site: Site) -> ChargerBridge:
         return ChargerBridge(
             db,
             outbox,
-            site_model(self.config),
+            site,
             clock=self._clock,
             offline_after_s=self.config.ocpp.offline_after_s,
             tz=self.config.tz,

@@ -57,8 +57,13 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None 
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    logging.getLogger().handlers[:] = [handler]
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """The level of every logger (at start-up, and on a reload); the libraries' chatter stays at WARNING."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("aiohttp.access", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,4 +1,7 @@
-"""sd_notify over the ``NOTIFY_SOCKET`` datagram socket (``Type=notify``); a no-op when not run by systemd."""
+"""sd_notify over the ``NOTIFY_SOCKET`` datagram socket (``Type=notify``); a no-op when not run by systemd.
+
+Non-blocking: it is called on the event loop, and a manager that does not read (a full queue) must not stall the
+chargers' answers; such a datagram is dropped (the watchdog's next ping, half an interval later, may pass)."""
 
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ def notify(state: str, socket_path: str | None = None) -> bool:
         return False
     address = "\0" + path[1:] if path.startswith("@") else path
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(address)
             sock.sendall(state.encode("utf-8"))
+    except BlockingIOError:  # the manager's queue is full: never stall the event loop for it; the next one may pass
+        return False
     except OSError as exc:
         log.warning("sd_notify_failed", extra={"error": str(exc)})
         return False

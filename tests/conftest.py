@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,17 @@ settings.load_profile("random" if os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs the command in-process (``cli.main``) configures the root logger on its capsys stream; the
+    next tests must not log into that closed stream ("I/O operation on closed file")."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def example_raw() -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """The real daemon as a child process (``python -m edge_bridge run``), for tests that kill it.
 
 ``DaemonProcess`` starts the daemon on one config again and again (so on the same ports and database), waits for its
-``READY=1`` on a NOTIFY_SOCKET datagram socket, and can freeze (SIGSTOP), kill (SIGKILL) or stop (SIGTERM, exit 0
-asserted) it. Every run appends to one log file; ``errors()`` reads back the lines at error level or worse and the
-tracebacks of every run. ``daemon_on_fixed_ports`` writes a config on two free loopback ports and yields a
-``DaemonProcess`` not yet started, killed at exit if still running.
+``READY=1`` on a NOTIFY_SOCKET datagram socket (every datagram is kept in ``notified``), and can reload (SIGHUP),
+freeze (SIGSTOP), kill (SIGKILL) or stop (SIGTERM, exit 0 asserted) it. Every run appends to one log file;
+``errors()`` reads back the lines at error level or worse and the tracebacks of every run. ``daemon_on_fixed_ports``
+writes a config on two free loopback ports and yields a ``DaemonProcess`` not yet started, killed at exit if still
+running. A thread reads the notify socket as datagrams come, so the daemon's queue never fills.
 
 Invariant: at most one child runs at a time per ``DaemonProcess`` (``process`` is None when none does).
 """
@@ -16,6 +17,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +44,13 @@ class DaemonProcess:
         self.config = config
         self.notify = notify
         self.log_path = log_path
+        self.env: dict[str, str] = {}  # more environment for the child (WATCHDOG_USEC=...)
+        self.notified: list[str] = []  # every sd_notify datagram received, in order
+        self._seen = 0  # how many of them wait_for has looked past
+        self._read = 0  # how many of them unread() has returned
+        self._arrived = threading.Condition()
+        self.notify.settimeout(0.2)  # the reader thread looks for a closed socket this often
+        threading.Thread(target=self._read_notify, name="notify-reader", daemon=True).start()
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.kills = 0
@@ -52,17 +62,52 @@ class DaemonProcess:
     def start(self) -> None:
         """Start a child and wait (blocking, up to READY_TIMEOUT_S) for its READY=1."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
-        env["NOTIFY_SOCKET"] = self.notify.getsockname()
+        env |= {**self.env, "NOTIFY_SOCKET": self.notify.getsockname()}
         command = [sys.executable, "-m", "edge_bridge", "run", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         self.starts += 1
-        self.notify.settimeout(READY_TIMEOUT_S)
-        try:
-            while self.notify.recv(200) != b"READY=1":  # a STOPPING=1 of the previous run may come first
-                pass
-        except TimeoutError:
-            raise AssertionError(f"no READY=1 from the daemon:\n{self.log_path.read_text()}") from None
+        self.wait_for("READY=1")  # a STOPPING=1 of the previous run may come first
+
+    def wait_for(self, state: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Wait (blocking) for a datagram, after those already seen, that is ``state`` or starts with it and a
+        newline. Every datagram is read by a thread as it comes, so the daemon's notify queue never fills up."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while not any(self._matches(d, state) for d in self.notified[self._seen :]):
+                if not self._arrived.wait(max(0.0, deadline - time.monotonic())):
+                    raise AssertionError(f"no {state} from the daemon:\n{self.log_path.read_text()}")
+            self._seen += next(i for i, d in enumerate(self.notified[self._seen :]) if self._matches(d, state)) + 1
+
+    def unread(self) -> list[str]:
+        """The datagrams received since the last call (a cursor of its own, apart from ``wait_for``'s)."""
+        with self._arrived:
+            new, self._read = self.notified[self._read :], len(self.notified)
+        return new
+
+    @staticmethod
+    def _matches(datagram: str, state: str) -> bool:
+        return datagram == state or datagram.startswith(state + "\n")
+
+    def _read_notify(self) -> None:
+        """The reader thread: every datagram into ``notified`` until the socket is closed."""
+        while self.notify.fileno() >= 0:  # closed at the end of daemon_on_fixed_ports
+            try:
+                datagram = self.notify.recv(4096).decode("utf-8")
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._arrived:
+                self.notified.append(datagram)
+                self._arrived.notify_all()
+
+    def reload(self) -> None:
+        """SIGHUP, as ``systemctl reload`` sends it (ExecReload=); then wait for RELOADING=1 and READY=1."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGHUP)
+        self.wait_for("RELOADING=1")
+        self.wait_for("READY=1")
 
     def freeze(self) -> None:
         """SIGSTOP: the process runs no more code (it reads, handles and commits nothing) until it is killed."""

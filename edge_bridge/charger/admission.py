@@ -64,11 +64,19 @@ class Admission:
     """``admit`` is the websocket server's ``process_request``: None admits, a Response refuses."""
 
     def __init__(self, config: Config, summary_interval_s: float = SUMMARY_INTERVAL_S) -> None:
-        self._ocpp = config.ocpp
-        self._passwords = {c.ocpp_id: c.password for _, c in config.chargers()}
+        self.reconfigure(config)
         self.throttle = AuthThrottle()
         self._refusals = Summary("charger_refused", interval_s=summary_interval_s, level=logging.INFO, logger=log)
         self._locks = Summary("charger_login_locked", interval_s=summary_interval_s, logger=log)
+
+    def reconfigure(self, config: Config) -> None:
+        """The chargers and passwords of ``config`` (a reload); a connected charger keeps its connection."""
+        self._ocpp = config.ocpp
+        self._passwords = {c.ocpp_id: c.password for _, c in config.chargers()}
+
+    def admits(self, identity: str) -> bool:
+        """``identity`` may connect: it is configured, or unknown chargers are allowed."""
+        return identity in self._passwords or self._ocpp.allow_unknown_chargers
 
     def close(self) -> None:
         """End the log windows: their summaries are written now."""
@@ -79,7 +87,7 @@ class Admission:
         identity = identity_from_path(request.path, self._ocpp.path_prefix)
         if identity is None:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "no charge point id in the path", request.path)
-        if identity not in self._passwords and not self._ocpp.allow_unknown_chargers:
+        if not self.admits(identity):
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "unknown charge point", identity)
         if self._ocpp.tls_client_ca is not None and (refused := self._check_certificate(connection, identity)):
             return refused

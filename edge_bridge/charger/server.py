@@ -66,7 +66,7 @@ OCPP_FD_SHARE = 0.75  # of the open files left after guard.RESERVED_FDS; the pul
 PING_INTERVAL_S = 30.0
 PING_TIMEOUT_S = 90.0
 CLOSE_TIMEOUT_S = 2.0  # a dead charger must not hold up shutdown
-GOING_AWAY, UNSUPPORTED, REPLACED, SILENT = 1001, 1002, 1000, 1011
+GOING_AWAY, UNSUPPORTED, REPLACED, SILENT, REMOVED = 1001, 1002, 1000, 1011, 1008
 
 
 def offered_subprotocols(headers: Headers) -> list[str]:
@@ -167,6 +167,17 @@ class OcppServer:
         self.guard.refusals.close()
         self.admission.close()
         log.info("ocpp_closed")
+
+    async def reconfigure(self, config: Config) -> list[str]:
+        """Take the reloadable settings of ``config`` (its listener settings are the old ones: ``config.reload``);
+        close the connections of the chargers it no longer admits. Returns their identities."""
+        self._ocpp = config.ocpp
+        self.admission.reconfigure(config)
+        removed = [identity for identity in self.live if not self.admission.admits(identity)]
+        async with asyncio.TaskGroup() as closing:
+            for identity in removed:
+                closing.create_task(self.live[identity].connection.close(REMOVED, "removed from the configuration"))
+        return removed
 
     # ------------------------------------------------------------------------------------------------ connection
 

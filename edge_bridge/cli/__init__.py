@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from edge_bridge import __version__
-from edge_bridge.cli import daemon, operator_id, outbox, status
+from edge_bridge.cli import application_form, daemon, decode, operator_id, orders, outbox, selftest, status
 from edge_bridge.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_PIPE, RAW
 from edge_bridge.config import load_config_with_warnings
 from edge_bridge.errors import ConfigError, DatabaseUnusableError, StoreError
@@ -30,7 +30,8 @@ __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "EXIT_PIPE", "main"]
 log = logging.getLogger("edge_bridge")
 
 EXIT_CODES = (__doc__ or "").split("\n\n", 1)[-1]
-COMMANDS = (daemon, status, outbox, operator_id)  # one module per command; each has register(commands, exit_codes)
+# one module per command, each with register(commands, exit_codes)
+COMMANDS = (daemon, status, outbox, operator_id, application_form, orders, selftest, decode)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

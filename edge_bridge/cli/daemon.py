@@ -11,7 +11,7 @@ import sys
 from edge_bridge.app import App
 from edge_bridge.cli.common import EXIT_FAILURE, EXIT_OK, Subcommands, command
 from edge_bridge.config import Config, check_config
-from edge_bridge.errors import DatabaseUnusableError, StoreError
+from edge_bridge.errors import StoreError
 
 log = logging.getLogger("edge_bridge")
 
@@ -27,14 +27,12 @@ async def run(config: Config, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    app = App(config, config_path=args.config)
+    loop.add_signal_handler(signal.SIGHUP, app.request_reload)  # systemctl reload; before READY=1 it waits
     try:
-        await App(config).run(stop)
-    except DatabaseUnusableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except StoreError as exc:
-        log.error("store_failed", extra={"error": str(exc)})
-        return EXIT_FAILURE
+        await app.run(stop)
+    except StoreError:
+        raise  # the command's exit code for it (cli/__init__.py): 1, or 3 and 4 for an unusable database
     except Exception:  # a dead loop ends the process non-zero; systemd restarts it
         log.exception("crashed")
         return EXIT_FAILURE

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from edge_bridge.domain.site import Tariff, TariffPeriod
 from edge_bridge.domain.stations import price
 from edge_bridge.domain.stop_reasons import stop_reason_code
+from edge_bridge.domain.tariff_history import TariffHistory
 from edge_bridge.domain.tou import Slice, split
 from edge_bridge.domain.wiretime import format_datetime, format_timestamp
 
@@ -54,7 +55,7 @@ def start_charge_seq(prefix: str, start: datetime, tz: ZoneInfo, session_id: int
 
 def build_order(
     session: FinishedSession,
-    tariff: Tariff,
+    tariff: Tariff | TariffHistory,
     tz: ZoneInfo,
     seq_prefix: str,
     stop_overrides: Mapping[str, int] | None = None,

@@ -3,7 +3,9 @@
 Pure. A session runs from ``start`` to ``end`` (aware UTC) and delivers ``total_wh``. Its energy curve is the
 cumulative energy since the start at the sampled moments, linear between them, 0 at the start and ``total_wh`` at
 the end. The tariff's periods are local times of the site's zone; every period start of every local day the session
-touches is an edge, so a session is cut at each price change and at every local midnight.
+touches is an edge, so a session is cut at each price change and at every local midnight. With a
+:class:`TariffHistory`, it is also cut where one tariff gave way to another (a reload), each stretch priced by the
+tariff in force then.
 
 Each slice gets its exact (interpolated) energy, and a ``power_kwh`` rounded to 0.01 kWh by the largest-remainder
 method, so that the slices' ``power_kwh`` add up to exactly ``round_half_up(total_wh / 1000, 2)``: the order's
@@ -20,6 +22,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from edge_bridge.domain.site import Tariff, TariffPeriod
+from edge_bridge.domain.tariff_history import TariffHistory
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def split(
     end: datetime,
     total_wh: Decimal,
     samples: Sequence[tuple[datetime, Decimal]],
-    tariff: Tariff,
+    tariff: Tariff | TariffHistory,
     tz: ZoneInfo,
 ) -> list[Slice]:
     """Cut the session at every tariff edge. ``samples`` are (moment, cumulative Wh since the start), any order.
@@ -54,7 +57,8 @@ def split(
     end = max(end, start)
     total_wh = max(total_wh, Decimal(0))
     curve = energy_curve(start, end, total_wh, samples)
-    stretches = list(_stretches(start, end, tariff, tz))
+    history = tariff if isinstance(tariff, TariffHistory) else TariffHistory.of(tariff)
+    stretches = [s for a, b, in_force in history.windows(start, end) for s in _stretches(a, b, in_force, tz)]
     energies = _stretch_energies(curve, stretches) if end > start else [total_wh]
     powers = apportion(energies, round_kwh(total_wh) * 100)
     return [

@@ -26,7 +26,7 @@ import aiohttp
 
 from edge_bridge.domain.wiretime import format_timestamp
 from edge_bridge.errors import CodecError, TransientUploadError
-from edge_bridge.provincial import codec
+from edge_bridge.provincial import codec, wire_trace
 from edge_bridge.provincial.crypto import Secrets
 from edge_bridge.timeutil import utc_now
 from edge_bridge.tls import client_context
@@ -53,6 +53,16 @@ class PushResult:
     reason: str = ""
     data: Mapping[str, Any] | None = None  # the decrypted response Data, when there is one
     answer: str | None = None  # that Data as the province encrypted it (stored with the row)
+    ret: int | None = None  # the province's Ret; None when no protocol answer came (HTTP error, timeout, ...)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One signed POST's raw answer, unjudged (``edge-bridge selftest`` reads it, Date header included)."""
+
+    status: int
+    body: bytes
+    date: str | None = None  # the answer's HTTP Date header
 
 
 # ---------------------------------------------------------------------------------------------------- pure
@@ -75,23 +85,24 @@ def classify_ret(
     if response.ret == codec.RET_OK:
         return _business_result(interface, data or {}, answer)
     if response.ret == codec.RET_TOKEN:
-        return PushResult(Outcome.TOKEN_EXPIRED, where)
+        return PushResult(Outcome.TOKEN_EXPIRED, where, ret=response.ret)
     if response.ret in TRANSIENT_RETS:
-        return PushResult(Outcome.TRANSIENT, where)
-    return PushResult(Outcome.PERMANENT, where if response.ret in PERMANENT_RETS else f"unexpected {where}")
+        return PushResult(Outcome.TRANSIENT, where, ret=response.ret)
+    reason = where if response.ret in PERMANENT_RETS else f"unexpected {where}"
+    return PushResult(Outcome.PERMANENT, reason, ret=response.ret)
 
 
 def _business_result(interface: str, data: Mapping[str, Any], answer: str | None) -> PushResult:
     if interface == ORDER_INFO:
         confirm = _lenient_int(data.get("ConfirmResult"), -1)
         if confirm == 0:
-            return PushResult(Outcome.ACCEPTED, data=data, answer=answer)
+            return PushResult(Outcome.ACCEPTED, data=data, answer=answer, ret=codec.RET_OK)
         label = "disputed" if confirm == 1 else "not confirmed"
-        return PushResult(Outcome.PERMANENT, f"{label} (ConfirmResult {confirm!r})", data, answer)
+        return PushResult(Outcome.PERMANENT, f"{label} (ConfirmResult {confirm!r})", data, answer, codec.RET_OK)
     status = _lenient_int(data.get("Status"), 0)
     if status == 0:
-        return PushResult(Outcome.ACCEPTED, data=data, answer=answer)
-    return PushResult(Outcome.PERMANENT, f"discarded by the province (Status {status!r})", data, answer)
+        return PushResult(Outcome.ACCEPTED, data=data, answer=answer, ret=codec.RET_OK)
+    return PushResult(Outcome.PERMANENT, f"discarded by the province (Status {status!r})", data, answer, codec.RET_OK)
 
 
 def token_refresh_margin(lifetime_s: float) -> float:
@@ -133,7 +144,11 @@ class ProvinceClient:
         sig_lowercase: bool = False,
         ca_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
+        trace_wire: bool = False,
     ) -> None:
+        self.trace_wire = (
+            trace_wire  # log every push and answer decrypted (wire_trace), secrets masked; a reload sets it
+        )
         self._base_url = base_url.rstrip("/") + "/"
         self._ca_file = ca_file  # https: trust only these CAs; None: the system trust store
         self._operator_id = operator_id
@@ -165,7 +180,7 @@ class ProvinceClient:
         except TransientUploadError as exc:
             return PushResult(Outcome.TRANSIENT, str(exc))
         if result.outcome is Outcome.TOKEN_EXPIRED:
-            return PushResult(Outcome.TRANSIENT, f"{result.reason} again after a token refresh")
+            return PushResult(Outcome.TRANSIENT, f"{result.reason} again after a token refresh", ret=result.ret)
         return result
 
     async def _push_once(self, interface: str, payload_json: bytes, token: str) -> PushResult:
@@ -228,6 +243,11 @@ class ProvinceClient:
     # ------------------------------------------------------------------------------------------------ HTTP
 
     async def _post(self, interface: str, payload_json: bytes, token: str | None) -> tuple[int, bytes]:
+        answer = await self.exchange(interface, payload_json, token)
+        return answer.status, answer.body
+
+    async def exchange(self, interface: str, payload_json: bytes, token: str | None = None) -> Exchange:
+        """One signed POST of ``payload_json`` and its raw answer; TransientUploadError when none came back."""
         now = self._clock()
         envelope = codec.encode_request_json(
             payload_json,
@@ -243,11 +263,14 @@ class ProvinceClient:
         try:
             session = self._ensure_session()
             async with session.post(self._base_url + interface, data=envelope.to_json(), headers=headers) as reply:
-                return reply.status, await reply.read()
+                answer = Exchange(reply.status, await reply.read(), reply.headers.get("Date"))
         except TimeoutError:
             raise TransientUploadError(f"{interface}: no answer within {self._timeout.total} s") from None
         except aiohttp.ClientError as exc:
             raise TransientUploadError(f"{interface}: {type(exc).__name__}: {exc}") from None
+        if self.trace_wire:
+            wire_trace.push(interface, payload_json, answer.status, answer.body, self._secrets)
+        return answer
 
     def _timestamp(self, now: datetime) -> str:
         """The envelope TimeStamp, formatted once per second."""

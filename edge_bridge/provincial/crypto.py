@@ -55,6 +55,17 @@ def decrypt(data: str, secrets: Secrets) -> bytes:
         raise CodecError(f"Data does not decrypt (bad padding; last block {raw[-16:].hex()})") from exc
 
 
+def decrypt_blocks(ciphertext: bytes, data_secret: str) -> bytes:
+    """AES-128 decryption of each 16-byte block on its own (no IV, no chaining, no padding removed).
+
+    For telling a wrong DataSecret from a wrong DataSecretIV (``selftest``, ``decode``): in CBC, plaintext block i is
+    this output's block i XOR ciphertext block i-1 (the IV for the first), so the IV touches only the first block.
+    """
+    if not ciphertext or len(ciphertext) % AES.block_size:
+        raise CodecError(f"ciphertext is {len(ciphertext)} bytes, not a positive multiple of {AES.block_size}")
+    return AES.new(data_secret.encode(), AES.MODE_ECB).decrypt(ciphertext)
+
+
 def sign(message: str, secrets: Secrets) -> str:
     """HMAC-MD5 of the UTF-8 message keyed by SigSecret, as 32 uppercase hex digits."""
     digest = hmac.new(secrets.sig_secret.encode(), message.encode("utf-8"), hashlib.md5)

@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from edge_bridge.config import Config
 from edge_bridge.guard import ConnectionGuard, Limits, Summary, fd_share
-from edge_bridge.provincial.pull_server import address_allowed, build_pull_app
+from edge_bridge.provincial.pull_server import PULL_SERVER, address_allowed, build_pull_app
 from edge_bridge.store.db import Database
 from edge_bridge.timeutil import utc_now
 
@@ -41,6 +41,11 @@ class PullApi:
     ) -> None:
         self._runner, self._listener, self.guard, self._summaries = runner, listener, guard, summaries
         self.port = int(listener.sockets[0].getsockname()[1])
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload: the pulls are answered from ``config`` from now on (its listener settings are the old ones)."""
+        assert self._runner.app is not None  # set up in start_pull_api
+        self._runner.app[PULL_SERVER].reconfigure(config)
 
     def serving(self) -> bool:
         """The listening socket accepts connections (the watchdog's check)."""

@@ -42,6 +42,7 @@ from edge_bridge.domain.stats import Usage
 from edge_bridge.domain.status import OFFLINE, UNKNOWN, connector_status_info, effective_status, is_offline
 from edge_bridge.domain.wiretime import DATE, parse_datetime, parse_day
 from edge_bridge.errors import CodecError
+from edge_bridge.provincial import wire_trace
 from edge_bridge.provincial.codec import (
     RET_DATA,
     RET_ENVELOPE,
@@ -93,6 +94,9 @@ def _new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+PULL_SERVER: web.AppKey[PullServer] = web.AppKey("pull_server")
+
+
 def build_pull_app(
     config: Config,
     db: Database,
@@ -106,8 +110,11 @@ def build_pull_app(
     ``started_at`` (default: ``clock()`` now) is when every station last changed, until change tracking exists.
     """
     server = PullServer(config, db, clock, token_factory, started_at or clock())
+    if server.trace_wire:  # it logs every order in full: a joint test only
+        log.warning("trace_wire_on", extra={"detail": "every push and pull is logged decrypted (secrets masked)"})
     middlewares = [_allow_from(config.pull_api.allow_from)] if config.pull_api.allow_from else []
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
+    app[PULL_SERVER] = server  # for a reload (PullServer.reconfigure)
     app.on_response_prepare.append(_plain_server_header)
     prefix = config.pull_api.path_prefix.rstrip("/")
     for interface in PULL_INTERFACES:
@@ -155,6 +162,8 @@ async def _read_body(interface: str, request: web.Request) -> bytes:
 
 @dataclass
 class PullServer:
+    """Answers the province's pulls from the configuration (stations, tariffs) and the store (statuses, stats)."""
+
     config: Config
     db: Database
     clock: Callable[[], datetime]
@@ -162,16 +171,28 @@ class PullServer:
     started_at: datetime
     site: Site = field(init=False)
     secrets: Secrets = field(init=False)
+    trace_wire: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.site = site_model(self.config)
         self.secrets = self.config.province.secrets()
+        self.trace_wire = self.config.province.trace_wire
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload: answer from ``config`` (stations and tariffs) from now on; changed stations are new since now."""
+        site = site_model(config)
+        if site != self.site:
+            self.started_at = self.clock()
+        self.config = config
+        self.__post_init__()
 
     def handler(self, interface: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             body = await _read_body(interface, request)
             ret, msg, payload = await self._answer(interface, request, body)
             log.info("pull_request", extra={"interface": interface, "ret": ret, "remote": request.remote})
+            if self.trace_wire:
+                wire_trace.pull(interface, body, ret, payload, self.secrets)
             response = encode_response(ret, msg, payload, self.secrets)
             return web.Response(body=dumps(response.as_body()), content_type="application/json", charset="utf-8")
 

@@ -16,6 +16,9 @@ An answer is never thrown away because the store failed to record it (a full dis
 kept in memory, their keys stay busy, and writing them is tried again (``MARK_RETRY_S`` doubling to
 ``MARK_RETRY_MAX_S``) until it succeeds; so a push the province accepted is not sent again while the daemon runs. A
 full disk is logged once, by the store; another store failure once per streak.
+
+Every outcome is stored with the mark, in the same unit of work, as one of the row's answers (``Outbox``: the Ret,
+the reason, the decrypted Data), for ``edge-bridge outbox show``.
 """
 
 from __future__ import annotations
@@ -281,9 +284,10 @@ class Uploader:
                     Outbox.mark_sent_in(tx, row.id, now, _response(result))
                     self._hooks[row.interface](tx, row, result.data)
                 elif outcome.retry_at is None:
-                    Outbox.mark_dead_in(tx, row.id, now, result.reason)
+                    Outbox.mark_dead_in(tx, row.id, now, result.reason, result.ret, _response(result))
                 else:
-                    Outbox.mark_retry_in(tx, row.id, now, outcome.retry_at, result.reason)
+                    retry_at, data = outcome.retry_at, _response(result)
+                    Outbox.mark_retry_in(tx, row.id, now, retry_at, result.reason, result.ret, data)
         except StoreFullError:  # the whole batch waits for space: see _stored
             raise
         except Exception as exc:  # this row's outcome is undone alone; it goes out again later

@@ -29,7 +29,12 @@ RESTORE = "restore it from a backup, or move it away to start with an empty stor
 
 
 def vet_header(path: Path) -> None:
-    """Refuse a file that is not SQLite or is shorter than its header says. A missing or empty file passes."""
+    """Refuse a file that is not SQLite or is shorter than its header says. A missing or empty file passes.
+
+    Caution: closing this plain handle drops every POSIX lock the process holds on the file (fcntl semantics), the
+    locks of SQLite connections to it included. The daemon and each command open the store once per process, so
+    none is held then; a test that opens the same database twice in one process, beside another process, can lose
+    its WAL to that other process's close."""
     if not path.exists() or path.stat().st_size == 0:
         return
     size = path.stat().st_size

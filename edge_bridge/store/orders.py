@@ -2,6 +2,11 @@
 of ``meter_samples`` and the ``outbox`` row of each order). Functions take the caller's ``Tx``; no business rules:
 the domain decides, this stores.
 
+The figures of an order (migration 0009: its payload, ConnectorID, StartTime, EndTime, totals, StopReason) are copied
+from its outbox row in the transaction that queues it (``keep_order_figures``), so they are the pushed text itself
+and outlive the row, which is purged ``[retention] outbox_days`` after it was sent. Orders queued before 0009 whose
+row was purged already have none (``OrderEntry.total_money`` is None).
+
 A row that cannot be read back raises StoreError.
 """
 
@@ -12,8 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Row, Tx
-from edge_bridge.store.rows import read_row, required_time
+from edge_bridge.store.db import Row, Tx, to_db
+from edge_bridge.store.rows import read_row, required_time, undec, untime
 
 # ------------------------------------------------------------------------------------------------ orders (0003)
 
@@ -52,16 +57,20 @@ ACCEPT_ORDER = "UPDATE sessions SET order_state = 'accepted', confirm_result = 0
 SESSION_REGISTERS = """
 SELECT at, energy_wh FROM meter_samples WHERE session_id = ? AND energy_wh IS NOT NULL ORDER BY at, id
 """
+# outbox_state 'purged': an order queued whose outbox row is gone; only `edge-bridge outbox purge` of its dead letter
+# does that (a sent row goes by retention, after its order was marked accepted)
 ORDER_COUNTS = """
-SELECT s.order_state, o.state AS outbox_state, COUNT(*) AS n
+SELECT s.order_state, CASE WHEN s.order_state = 'queued' AND o.id IS NULL THEN 'purged' ELSE o.state END
+    AS outbox_state, COUNT(*) AS n
 FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
-WHERE s.order_state IS NOT NULL GROUP BY s.order_state, o.state ORDER BY s.order_state, o.state
+WHERE s.order_state IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
 """
 ORDER_PROBLEMS = """
-SELECT s.id, s.ocpp_id, s.evse, s.connector, s.order_state, s.start_charge_seq, o.state AS outbox_state,
-    o.last_error
+SELECT s.id, s.ocpp_id, s.evse, s.connector, s.order_state, s.start_charge_seq,
+    CASE WHEN s.order_state = 'queued' AND o.id IS NULL THEN 'purged' ELSE o.state END AS outbox_state,
+    COALESCE(o.last_error, CASE WHEN o.id IS NULL THEN 'its dead letter was purged: not delivered' END) AS last_error
 FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
-WHERE s.order_state IN ('unconfigured', 'unmeasured') OR o.state = 'dead'
+WHERE s.order_state IN ('unconfigured', 'unmeasured') OR o.state = 'dead' OR (s.order_state = 'queued' AND o.id IS NULL)
 ORDER BY s.id DESC LIMIT ?
 """
 
@@ -116,3 +125,111 @@ def _order_line(row: Row) -> OrderLine:
 def order_problems(tx: Tx, limit: int = 20) -> list[OrderLine]:
     """The newest orders not pushed (unconfigured, unmeasured) or dead-lettered."""
     return [read_row(row, _order_line) for row in tx.fetchall(ORDER_PROBLEMS, (limit,))]
+
+
+# ------------------------------------------------------------------------------------------------ figures (0009)
+
+_FIGURES_FROM_ROW = """
+    order_payload = o.payload,
+    order_connector_id = o.payload ->> '$.ConnectorID',
+    order_start_time = o.payload ->> '$.StartTime',
+    order_end_time = o.payload ->> '$.EndTime',
+    order_total_power = o.payload -> '$.TotalPower',
+    order_elec_money = o.payload -> '$.TotalElecMoney',
+    order_service_money = o.payload -> '$.TotalSeviceMoney',
+    order_total_money = o.payload -> '$.TotalMoney',
+    order_stop_reason = o.payload ->> '$.StopReason'
+"""
+KEEP_FIGURES = f"""
+UPDATE sessions SET {_FIGURES_FROM_ROW}
+FROM outbox AS o WHERE sessions.id = ?1 AND o.id = sessions.order_outbox_id
+"""  # noqa: S608 - built from constants
+REPUSH_ORDER = """
+UPDATE sessions SET order_state = 'queued', order_outbox_id = ?2, confirm_result = NULL,
+    ordered_energy_wh = CASE WHEN ?3 THEN energy_wh ELSE ordered_energy_wh END,
+    ordered_ended_at = CASE WHEN ?3 THEN ended_at ELSE ordered_ended_at END
+WHERE id = ?1
+"""
+_ENTRY = """
+SELECT s.id, s.ocpp_id, s.evse, s.connector, s.started_at, s.ended_at, s.order_state, s.start_charge_seq,
+    s.order_connector_id, s.order_start_time, s.order_end_time, s.order_total_power, s.order_elec_money,
+    s.order_service_money, s.order_total_money, s.order_stop_reason, s.order_outbox_id,
+    s.order_payload, o.state AS outbox_state, o.last_error
+FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
+"""
+ENTRIES_STARTED = f"""{_ENTRY}
+WHERE s.order_state IS NOT NULL AND s.started_at >= ?1 AND s.started_at < ?2 ORDER BY s.started_at, s.id
+"""
+ENTRY_BY_SEQ = _ENTRY + "WHERE s.start_charge_seq = ?"
+
+
+@dataclass(frozen=True)
+class OrderEntry:
+    """A decided order for reconciliation: where and when its session was, the figures it was pushed with (None:
+    not pushed, or queued before 0009 and its outbox row purged), and its outbox row's state and reason."""
+
+    session_id: int
+    where: tuple[str, int, int]
+    started_at: datetime
+    ended_at: datetime | None
+    state: str
+    start_charge_seq: str | None
+    connector_id: str | None = None
+    start_time: str | None = None  # as the province saw it: local yyyy-MM-dd HH:mm:ss
+    end_time: str | None = None
+    total_power: Decimal | None = None
+    elec_money: Decimal | None = None
+    service_money: Decimal | None = None
+    total_money: Decimal | None = None
+    stop_reason: int | None = None
+    outbox_id: int | None = None
+    outbox_state: str | None = None  # None: no row (not pushed, or purged)
+    reason: str | None = None  # the outbox row's last error
+    payload: str | None = None  # the Data JSON last queued (None: queued before 0009, its row purged since)
+
+
+def _entry(row: Row) -> OrderEntry:
+    return OrderEntry(
+        row["id"],
+        (row["ocpp_id"], row["evse"], row["connector"]),
+        required_time(row["started_at"]),
+        untime(row["ended_at"]),
+        row["order_state"],
+        row["start_charge_seq"],
+        row["order_connector_id"],
+        row["order_start_time"],
+        row["order_end_time"],
+        undec(row["order_total_power"]),
+        undec(row["order_elec_money"]),
+        undec(row["order_service_money"]),
+        undec(row["order_total_money"]),
+        row["order_stop_reason"],
+        row["order_outbox_id"],
+        row["outbox_state"],
+        row["last_error"],
+        row["order_payload"],
+    )
+
+
+def keep_order_figures(tx: Tx, session_id: int) -> None:
+    """Copy the figures of the order just queued for ``session_id`` from its outbox row (``set_order`` first)."""
+    tx.execute(KEEP_FIGURES, (session_id,))
+
+
+def order_entries(tx: Tx, start: datetime, end: datetime) -> list[OrderEntry]:
+    """The decided orders of the sessions started in ``[start, end)``, oldest start first."""
+    params = (to_db(start), to_db(end))
+    return [read_row(row, _entry) for row in tx.fetchall(ENTRIES_STARTED, params)]
+
+
+def order_by_seq(tx: Tx, start_charge_seq: str) -> OrderEntry | None:
+    """The order with this StartChargeSeq, if any."""
+    row = tx.fetchone(ENTRY_BY_SEQ, (start_charge_seq,))
+    return None if row is None else read_row(row, _entry)
+
+
+def repush_order(tx: Tx, session_id: int, outbox_id: int, rebuilt: bool) -> None:
+    """The order of ``session_id`` is queued again as outbox row ``outbox_id``: queued until the province answers,
+    its figures taken from that row. A rebuilt order reports the session's energy and end as they are now."""
+    tx.execute(REPUSH_ORDER, (session_id, outbox_id, rebuilt))
+    keep_order_figures(tx, session_id)

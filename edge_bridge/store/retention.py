@@ -2,7 +2,7 @@
 
 Kept regardless of age: open sessions and their samples, and finished sessions whose order is still queued for the
 province (their order payload is in the outbox, but the session is the record of it). Accepted pushes are purged
-by ``Outbox.purge_sent``.
+by ``Outbox.purge_sent``, their answers (``push_answers``) with them.
 
 The 2.0.1 TransactionEvent keys (``tx_events``, one per event, which tell a replayed event from a new one) of a
 finished session go with the samples (``samples_before``), not with the session: a charger replays its offline queue

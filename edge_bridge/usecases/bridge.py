@@ -27,7 +27,7 @@ from edge_bridge.store import chargers
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import pause, utc_now
-from edge_bridge.usecases import charger_events, liveness, station_info
+from edge_bridge.usecases import charger_events, liveness, station_info, tariffs
 from edge_bridge.usecases.charger_events import Applied
 from edge_bridge.usecases.charger_state import ChargerStates
 from edge_bridge.usecases.context import DEFAULT_OFFLINE_AFTER_S, DEFAULT_TZ, Context
@@ -103,6 +103,22 @@ class ChargerBridge:
     def touch(self, charger: str, now: datetime) -> None:
         """A frame (or pong) from ``charger`` at ``now``: in memory only, persisted by ``sweep``."""
         self._seen.touch(charger, now)
+
+    async def configure(self, site: Site, offline_after_s: float, stop_overrides: Mapping[str, int]) -> None:
+        """Take ``site`` (at start-up: the one given; on a reload: the new one): record the tariffs that changed
+        (a new version from now) and price orders by the histories. One writer unit: the messages before it see
+        the old configuration, those after it the new one."""
+        now = self._clock()
+
+        def configure(tx: Tx) -> None:
+            self._ctx.reconfigure(site, tariffs.settle(tx, site, now), offline_after_s, stop_overrides)
+
+        await self.writer.submit(configure)
+
+    @property
+    def settings(self) -> tuple[float, Mapping[str, int]]:
+        """(offline_after_s, stop_overrides) in force."""
+        return self._ctx.offline_after_s, self._ctx.stop_overrides
 
     async def reset_connections(self) -> None:
         """At start-up, before chargers connect: no websocket is open, whatever the store says."""

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from edge_bridge.domain import sessions
 from edge_bridge.domain.places import Places, Where
 from edge_bridge.domain.pushes import Push, Pushes
-from edge_bridge.domain.site import Site
+from edge_bridge.domain.site import Site, StationDesc
+from edge_bridge.domain.tariff_history import TariffHistory
 from edge_bridge.provincial import codec
 from edge_bridge.store.db import Tx
 from edge_bridge.store.outbox import Outbox
@@ -25,7 +26,8 @@ DEFAULT_OFFLINE_AFTER_S = 120.0  # [ocpp].offline_after_s
 
 @dataclass
 class Context:
-    """The site, its places, the outbox and the rules' settings; built once by ``ChargerBridge``."""
+    """The site, its places, its tariff histories, the outbox and the rules' settings; built by ``ChargerBridge``,
+    changed only by ``reconfigure`` inside a writer unit (a reload), so a unit sees one configuration throughout."""
 
     site: Site
     outbox: Outbox
@@ -34,12 +36,29 @@ class Context:
     offline_after_s: float = DEFAULT_OFFLINE_AFTER_S
     zombie_grace_s: float = sessions.DEFAULT_ZOMBIE_GRACE_S
     places: Places = field(init=False)
+    tariffs: Mapping[str, TariffHistory] = field(default_factory=dict, init=False)  # by station, once settled
     state: ChargerStates = field(default_factory=ChargerStates, init=False)
     changed_stations: set[str] = field(default_factory=set, init=False)  # by boots, until the batch ends
     _unknown_logged: set[Where] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.places = Places(self.site)
+
+    def reconfigure(
+        self,
+        site: Site,
+        tariffs: Mapping[str, TariffHistory],
+        offline_after_s: float,
+        stop_overrides: Mapping[str, int],
+    ) -> None:
+        """A new configuration (a reload); what the chargers told us (``state``) stays."""
+        self.site, self.places, self.tariffs = site, Places(site), tariffs
+        self.offline_after_s, self.stop_overrides = offline_after_s, dict(stop_overrides)
+        self._unknown_logged.clear()
+
+    def tariff_history(self, station: StationDesc) -> TariffHistory:
+        """The station's tariffs over time; its configured tariff alone before the history was settled."""
+        return self.tariffs.get(station.station_id) or TariffHistory.of(station.tariff)
 
     @property
     def seq_prefix(self) -> str:

@@ -16,6 +16,7 @@ from edge_bridge.domain.orders import Order, build_order
 from edge_bridge.domain.places import ConnectorPlace
 from edge_bridge.domain.sessions import END_BEFORE_START, Session, add_flags
 from edge_bridge.store import orders
+from edge_bridge.store import sessions as stored_sessions
 from edge_bridge.store.db import Tx
 from edge_bridge.store.outbox import OutboxRow
 from edge_bridge.usecases.context import Context
@@ -37,16 +38,32 @@ def session_written(ctx: Context, tx: Tx, session: Session, now: datetime) -> No
 
 
 def order_of(ctx: Context, tx: Tx, session: Session, place: ConnectorPlace) -> Order:
-    """The order of a stored, finished session: its register readings, split by its station's tariff (D12, D13)."""
+    """The order of a stored, finished session: its register readings, split by the tariffs in force at its
+    station during the session (D12, D13)."""
     registers = orders.session_registers(tx, session.id or 0)
     finished = order_rules.finished_session(session, place.connector_id, registers)
-    return build_order(finished, place.station.tariff, ctx.tz, ctx.seq_prefix, ctx.stop_overrides)
+    return build_order(finished, ctx.tariff_history(place.station), ctx.tz, ctx.seq_prefix, ctx.stop_overrides)
+
+
+def rebuilt_order(ctx: Context, tx: Tx, session_id: int, start_charge_seq: str) -> Order:
+    """The order of a stored session built again, as ``_queue_order`` builds it, under its StartChargeSeq
+    (``edge-bridge orders repush --rebuild``). ValueError names why it cannot be (gone, unfinished, unmeasured, or
+    its connector no longer configured)."""
+    session = stored_sessions.get_session(tx, session_id)
+    if session is None:
+        raise ValueError(f"session {session_id} is no longer stored")
+    place = ctx.places.session_connector((session.charger, session.evse, session.connector))
+    if place is None:
+        raise ValueError(f"the connector of session {session_id} is no longer configured")
+    order = order_of(ctx, tx, session, place)  # ValueError when not finished with a known energy
+    return replace(order, start_charge_seq=start_charge_seq, data={**order.data, "StartChargeSeq": start_charge_seq})
 
 
 def _queue_order(ctx: Context, tx: Tx, session_id: int, session: Session, place: ConnectorPlace, now: datetime) -> None:
     order = order_of(ctx, tx, session, place)
     (outbox_id,) = ctx.push(tx, (order_rules.order_push(order),), now)
     orders.set_order(tx, session_id, order_rules.QUEUED, order.start_charge_seq, outbox_id)
+    orders.keep_order_figures(tx, session_id)  # the pushed figures outlive the outbox row (reconciliation)
     tx.on_commit(functools.partial(_log_queued, session, order))  # a line for an order that was stored
 
 

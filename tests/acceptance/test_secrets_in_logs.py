@@ -1,6 +1,7 @@
 """Acceptance: no secret leaves the daemon (issue 8, item 6).
 
-The daemon runs as a real child process at debug level with JSON logs, its pushes going to the strict mock province.
+The daemon runs as a real child process at debug level with JSON logs and ``[province] trace_wire`` on (every push and
+pull logged decrypted), its pushes going to the strict mock province.
 A 1.6 and a 2.0.1 simulated charger authenticate with Basic passwords and charge; pushes fail (HTTP 503, Ret -1, a
 permanent Ret 4004, a forged answer with a wrong Sig); the province expires its tokens, so the daemon fetches a new
 one; the province pulls every interface with a token we issued; someone tries a wrong charger password, no password,
@@ -202,6 +203,7 @@ def running(
             data_secret_iv=s.data_secret_iv,
             sig_secret=s.sig_secret,
         )
+        raw["province"]["trace_wire"] = True  # every push and pull logged decrypted, secrets and tokens masked
         raw["logging"].update(level="debug", format="json")
         for charger in raw["stations"][0]["chargers"]:
             charger["password"] = passwords[charger["ocpp_id"]]
@@ -335,6 +337,12 @@ async def test_no_secret_password_or_token_in_any_log_output_or_answer(
 
     # the scenario did what it says: debug logging, refusals, failed pushes, a token refresh, CALLERRORs
     assert '"level": "debug"' in log and '"charger_refused"' in log
+    assert (
+        '"trace_wire_on"' in log
+        and '"wire_pull"' in log
+        and '"wire_push"' in log
+        and r"\"OperatorSecret\":\"***\"" in log
+    )
     assert "Traceback" not in log and '"pull_error"' not in log  # every hostile request got a defined answer
     faults = {r.fault for r in strict_province.received if r.fault}
     assert faults == {"ret", "http", "bad_sig"}, faults

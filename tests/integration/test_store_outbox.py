@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge_bridge.errors import StoreError
-from edge_bridge.store.db import Database, Tx
-from edge_bridge.store.outbox import Outbox, OutboxRow
-from tests.conftest import Opener
+from edge_bridge.store.db import Database, Tx, to_db
+from edge_bridge.store.outbox import KEEP_ANSWERS, DeadPurge, OrderRef, Outbox, OutboxRow, RowDetail
+from tests.conftest import Opener, insert, query
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)
@@ -257,3 +257,141 @@ async def test_mark_sent_many_marks_each_group_with_its_answer_and_skips_rows_no
         ("sent", None, LATER, 1),
     ]
     assert (by_id[dead].state, by_id[dead].response) == ("dead", None)
+
+
+# ------------------------------------------------------------------------------------------------ answers (0008)
+
+
+def answer_rows(detail: RowDetail | None) -> list[tuple[int, str, int | None, str, str | None]]:
+    assert detail is not None
+    return [(a.seq, a.outcome, a.ret, a.reason, a.data) for a in detail.answers]
+
+
+async def test_each_mark_keeps_an_answer_in_its_transaction(db: Database, outbox: Outbox) -> None:
+    row_id = await put(db, outbox, "A")
+    await outbox.mark_retry(row_id, T0, LATER, "HTTP 503")
+    await outbox.mark_retry(row_id, T0 + timedelta(seconds=1), LATER, "Ret 500 (busy)", ret=500)
+    await outbox.mark_sent(row_id, LATER, '{"Status":0}')
+    detail = await outbox.detail(row_id)
+    assert answer_rows(detail) == [
+        (1, "transient", None, "HTTP 503", None),
+        (2, "transient", 500, "Ret 500 (busy)", None),
+        (3, "accepted", 0, "", '{"Status":0}'),
+    ]
+    assert detail is not None and [a.at for a in detail.answers] == [T0, T0 + timedelta(seconds=1), LATER]
+    assert detail.row.state == "sent" and detail.order is None
+
+
+async def test_a_mark_that_fails_keeps_no_answer(db: Database, outbox: Outbox) -> None:
+    row_id = await put(db, outbox, "A")
+    await outbox.mark_dead(row_id, T0, "Ret 4004 (bad data)", ret=4004)
+    with pytest.raises(StoreError):
+        await outbox.mark_retry(row_id, T0, LATER, "again")  # not pending: the mark fails, nothing is kept
+    assert answer_rows(await outbox.detail(row_id)) == [(1, "permanent", 4004, "Ret 4004 (bad data)", None)]
+
+
+async def test_a_dead_answer_keeps_its_data(db: Database, outbox: Outbox) -> None:
+    row_id = await put(db, outbox, "A")
+    answer = '{"StartChargeSeq":"S1","ConnectorID":"C1","ConfirmResult":1}'
+    await outbox.mark_dead(row_id, T0, "disputed (ConfirmResult 1)", ret=0, data=answer)
+    assert answer_rows(await outbox.detail(row_id)) == [(1, "permanent", 0, "disputed (ConfirmResult 1)", answer)]
+
+
+async def test_mark_sent_many_keeps_an_answer_for_each_row_it_marks(db: Database, outbox: Outbox) -> None:
+    a, b, dead = [await put(db, outbox, key) for key in ("A", "B", "D")]
+    await outbox.mark_retry(a, T0, T0, "HTTP 502")
+    await outbox.mark_dead(dead, T0, "Ret 4004", ret=4004)
+    groups = {'{"Status":0}': [a, b, dead], None: []}
+    assert await db.write(lambda tx: Outbox.mark_sent_many(tx, groups, LATER)) == 2
+    assert answer_rows(await outbox.detail(a)) == [
+        (1, "transient", None, "HTTP 502", None),
+        (2, "accepted", 0, "", '{"Status":0}'),
+    ]
+    assert answer_rows(await outbox.detail(b)) == [(1, "accepted", 0, "", '{"Status":0}')]
+    assert answer_rows(await outbox.detail(dead)) == [(1, "permanent", 4004, "Ret 4004", None)]  # not marked twice
+
+
+async def test_a_row_retried_forever_keeps_its_first_and_last_answers(db: Database, outbox: Outbox) -> None:
+    row_id = await put(db, outbox, "A")
+    retries = 3 * KEEP_ANSWERS + 5
+
+    def fail_often(tx: Tx) -> None:
+        for n in range(1, retries + 1):
+            Outbox.mark_retry_in(tx, row_id, T0 + timedelta(seconds=n), LATER, f"HTTP 503 #{n}")
+
+    await db.write(fail_often)
+    await outbox.mark_sent(row_id, LATER, None)
+    detail = await outbox.detail(row_id)
+    assert detail is not None
+    kept = list(range(1, KEEP_ANSWERS + 1)) + list(range(retries + 2 - KEEP_ANSWERS, retries + 2))
+    assert [a.seq for a in detail.answers] == kept
+    assert detail.answers[KEEP_ANSWERS].reason == f"HTTP 503 #{retries + 2 - KEEP_ANSWERS}"
+    assert detail.answers[-1].outcome == "accepted" and detail.row.attempts == retries + 1
+    assert len(await query(db, "SELECT * FROM push_answers")) == 2 * KEEP_ANSWERS
+
+
+async def test_answers_go_with_their_row_when_retention_purges_it(db: Database, outbox: Outbox) -> None:
+    old, new = await put(db, outbox, "A"), await put(db, outbox, "B")
+    await outbox.mark_retry(old, T0, T0, "HTTP 503")
+    await outbox.mark_sent(old, T0, '{"Status":0}')
+    await outbox.mark_sent(new, LATER, '{"Status":0}')
+    assert await outbox.purge_sent(LATER) == 1
+    assert await outbox.detail(old) is None
+    assert [row["outbox_id"] for row in await query(db, "SELECT outbox_id FROM push_answers")] == [new]
+
+
+async def test_detail_of_an_unknown_row_is_none(outbox: Outbox) -> None:
+    assert await outbox.detail(12345) is None
+
+
+async def put_order_session(db: Database, outbox: Outbox, seq: str) -> tuple[int, int]:
+    """A finished session whose order (StartChargeSeq ``seq``) is queued in a new outbox row: (session, row)."""
+    row_id = await db.write(lambda tx: outbox.enqueue(tx, "notification_orderInfo", "C1", '{"Seq":1}', T0))
+    session_id = await insert(
+        db,
+        "INSERT INTO sessions (ocpp_id, evse, connector, version, transaction_ref, state, started_at,"
+        " started_received_at, last_received_at, ended_at, order_state, start_charge_seq, order_outbox_id)"
+        " VALUES ('CP1', 1, 1, '1.6', ?1, 'finished', ?2, ?2, ?2, ?2, 'queued', ?1, ?3)",
+        (seq, to_db(T0), row_id),
+    )
+    return session_id, row_id
+
+
+async def test_detail_names_the_session_whose_order_the_row_carries(db: Database, outbox: Outbox) -> None:
+    session_id, row_id = await put_order_session(db, outbox, "SEQ1")
+    detail = await outbox.detail(row_id)
+    assert detail is not None and detail.order == OrderRef(session_id, "SEQ1", row_id)
+
+
+async def test_purge_dead_takes_listed_dead_rows_with_their_answers_and_names_their_orders(
+    db: Database, outbox: Outbox
+) -> None:
+    session_id, order_row = await put_order_session(db, outbox, "SEQ1")
+    other = await put(db, outbox, "B")
+    for row_id in (order_row, other):
+        await outbox.mark_dead(row_id, T0, "Ret 4004", ret=4004)
+    done = await outbox.purge_dead([order_row])
+    assert done == DeadPurge([order_row], [OrderRef(session_id, "SEQ1", order_row)], {})
+    assert [row.id for row in await outbox.rows()] == [other]
+    assert [row["outbox_id"] for row in await query(db, "SELECT outbox_id FROM push_answers")] == [other]
+    session = await query(db, "SELECT order_state, order_outbox_id FROM sessions WHERE id = ?", (session_id,))
+    assert session == [{"order_state": "queued", "order_outbox_id": order_row}]  # the order stays, undelivered
+
+
+async def test_purge_dead_refuses_all_when_a_listed_row_is_not_dead(db: Database, outbox: Outbox) -> None:
+    dead, pending, sent = [await put(db, outbox, key) for key in ("A", "B", "C")]
+    await outbox.mark_dead(dead, T0, "x")
+    await outbox.mark_sent(sent, T0, None)
+    done = await outbox.purge_dead([dead, pending, sent, 999])
+    assert done == DeadPurge([], [], {pending: "pending", sent: "sent", 999: None})
+    assert sorted(row.id for row in await outbox.rows()) == [dead, pending, sent]
+
+
+async def test_purge_all_dead_goes_chunk_by_chunk_and_leaves_other_rows(db: Database, outbox: Outbox) -> None:
+    ids = [await put(db, outbox, key) for key in "ABCDEF"]
+    for row_id in ids[:5]:
+        await outbox.mark_dead(row_id, T0, "x")
+    commits = db.commits
+    done = await outbox.purge_dead(None, chunk=2)
+    assert (done.purged, done.orders, done.refused) == (ids[:5], [], {})
+    assert db.commits - commits == 3 and [row.id for row in await outbox.rows()] == [ids[5]]

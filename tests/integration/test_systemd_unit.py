@@ -7,7 +7,7 @@ is missing, and the tests skip without it unless EDGE_BRIDGE_REQUIRE_SYSTEMD=1, 
 - ``systemd-analyze security --offline=yes`` rates its exposure 2.0 or better ("OK" starts at 5.0 but is far from
   what a network daemon can do; 3.4 before the hardening of issue 9).
 
-This machine's PID 1 is not systemd, so the daemon is not started under the unit's restrictions here.
+The daemon runs under the unit's restrictions, applied by systemd itself, in ``test_systemd_sandbox.py``.
 """
 
 from __future__ import annotations

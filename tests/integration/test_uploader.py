@@ -1,6 +1,8 @@
-"""The outbox drain: per-key order, parallel keys, D17 retry policy, dead letters, wake-ups, drain.
+"""The outbox drain: per-key order, parallel keys, D17 retry policy, dead letters, wake-ups, drain, and every answer
+kept with its row.
 
-A plain async function stands in for the network sender; the store is a real SQLite file.
+A plain async function stands in for the network sender, or the real client talks to the mock province; the store
+is a real SQLite file.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from typing import Any
 
 import pytest
 
+from edge_bridge.config import Config
+from edge_bridge.provincial import codec
 from edge_bridge.provincial import uploader as uploader_module
-from edge_bridge.provincial.client import Outcome, PushResult
+from edge_bridge.provincial.client import Outcome, ProvinceClient, PushResult, classify_ret
 from edge_bridge.provincial.uploader import IDLE_RECHECK_S, RetryPolicy, Uploader, drain
 from edge_bridge.store.db import Database, Tx
 from edge_bridge.store.outbox import Outbox, OutboxRow
 from edge_bridge.timeutil import utc_now
-from tests.conftest import eventually
+from simulators.province import Fault, MockProvince
+from tests.conftest import eventually, query
 
 FAST = RetryPolicy(initial_s=0.02, max_s=0.1, jitter=0.0)
 
@@ -218,6 +223,8 @@ async def test_the_outcomes_of_pushes_answered_together_share_one_commit(db: Dat
 
     await eventually(all_sent, "every row marked sent", timeout_s=5)
     assert db.commits - before == 1
+    answers = await query(db, "SELECT outcome, ret, data FROM push_answers")  # kept in that same commit
+    assert answers == [{"outcome": "accepted", "ret": 0, "data": '{"Status": 0}'}] * 8
     await drain(uploader, task, 2.0)
 
 
@@ -287,3 +294,113 @@ async def test_a_requeue_larger_than_a_page_goes_out_in_full_each_key_in_order(
     await drain(uploader, task, 2.0)
     assert [n for k, n in sender.sent if k == "A"] == [*range(6), *range(6)]
     assert [n for k, n in sender.sent if k == "B"] == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------------------------ answers kept
+
+
+STATUS = "notification_stationStatus"
+
+
+def status_payload(connector: str) -> str:
+    info = {"ConnectorID": connector, "Status": 1, "ParkStatus": 0, "LockStatus": 0}
+    return json.dumps({"ConnectorStatusInfo": info})
+
+
+async def deliver_to(config: Config, db: Database, province: MockProvince, connectors: list[str]) -> Outbox:
+    """Push one status per connector with the real client to ``province`` until each is sent or dead."""
+    outbox, now = Outbox(db), utc_now()
+    await db.write(lambda tx: [outbox.enqueue(tx, STATUS, c, status_payload(c), now) for c in connectors])
+    client = ProvinceClient(
+        base_url=province.url,
+        operator_id=config.operator.id,
+        secrets=config.province.secrets(),
+        tz=config.tz,
+        timeout_s=0.3,
+    )
+    uploader = Uploader(db, outbox, client.push, policy=FAST)
+
+    async def settled() -> bool:
+        counts = await outbox.counts()
+        return counts["sent"] + counts["dead"] == len(connectors)
+
+    task = asyncio.create_task(uploader.run())
+    try:
+        await eventually(settled, "every push sent or dead-lettered", timeout_s=10)
+    finally:
+        await drain(uploader, task, 2.0)
+        await client.close()
+    return outbox
+
+
+async def answers_of(outbox: Outbox, row_id: int) -> list[tuple[int, str, int | None, str, str | None]]:
+    detail = await outbox.detail(row_id)
+    assert detail is not None
+    return [(a.seq, a.outcome, a.ret, a.reason, a.data) for a in detail.answers]
+
+
+async def test_every_answer_of_the_province_is_kept_oldest_first(
+    config: Config, db: Database, province: MockProvince
+) -> None:
+    province.inject(Fault("ret", STATUS, count=1, ret=-1))
+    province.inject(Fault("http", STATUS, count=1, status=503))
+    province.inject(Fault("stall", STATUS, count=1, seconds=1.0))
+    outbox = await deliver_to(config, db, province, ["370202000001001A"])
+    (row,) = await outbox.rows("sent")
+    answers = await answers_of(outbox, row.id)
+    assert [(seq, outcome, ret) for seq, outcome, ret, _, _ in answers] == [
+        (1, "transient", -1),
+        (2, "transient", None),  # HTTP 503: no protocol answer
+        (3, "transient", None),  # no answer at all within the client's timeout
+        (4, "accepted", 0),
+    ]
+    assert answers[0][3].startswith("Ret -1 (") and answers[1][3] == "HTTP 503"
+    assert "no answer within 0.3 s" in answers[2][3]
+    assert answers[3][3:] == ("", '{"Status":0}') and row.attempts == 4  # the Data as the province sent it
+
+
+async def test_a_refusal_is_kept_with_its_ret_and_msg(config: Config, db: Database, province: MockProvince) -> None:
+    province.inject(Fault("ret", STATUS, count=1, ret=4004))
+    outbox = await deliver_to(config, db, province, ["370202000001001A"])
+    (row,) = await outbox.rows("dead")
+    ((seq, outcome, ret, reason, data),) = await answers_of(outbox, row.id)
+    assert (seq, outcome, ret, data) == (1, "permanent", 4004, None)
+    assert reason == row.last_error and reason.startswith("Ret 4004 (数据错误")
+
+
+async def test_a_disputed_order_keeps_the_data_of_its_answer(db: Database) -> None:
+    outbox = Outbox(db)
+    await db.write(lambda tx: outbox.enqueue(tx, "notification_orderInfo", "C1", '{"StartChargeSeq": "S1"}', utc_now()))
+    answer = '{"StartChargeSeq":"S1","ConnectorID":"C1","ConfirmResult":1}'
+
+    async def disputes(interface: str, payload: bytes) -> PushResult:
+        return PushResult(Outcome.PERMANENT, "disputed (ConfirmResult 1)", json.loads(answer), answer, ret=0)
+
+    uploader = Uploader(db, outbox, disputes, policy=FAST)
+
+    async def dead() -> bool:
+        return (await outbox.counts())["dead"] == 1
+
+    await run_until(uploader, lambda: uploader.last is not None and uploader.in_flight == 0)
+    await eventually(dead, "the order dead-lettered")
+    (row,) = await outbox.rows("dead")
+    assert await answers_of(outbox, row.id) == [(1, "permanent", 0, "disputed (ConfirmResult 1)", answer)]
+
+
+@pytest.mark.parametrize(
+    ("ret", "data", "outcome"),
+    [
+        (4003, None, Outcome.PERMANENT),
+        (4100, None, Outcome.PERMANENT),  # unexpected
+        (4002, None, Outcome.TOKEN_EXPIRED),
+        (-1, None, Outcome.TRANSIENT),
+        (0, {"Status": 1}, Outcome.PERMANENT),  # discarded: the Data answered
+        (0, {"ConfirmResult": 1}, Outcome.PERMANENT),  # disputed
+    ],
+)
+def test_a_push_result_carries_the_provinces_ret(ret: int, data: dict[str, Any] | None, outcome: Outcome) -> None:
+    """The Ret stored with each answer (push_answers) comes from the answer itself, not from the reason's text."""
+    interface = "notification_orderInfo" if data and "ConfirmResult" in data else "notification_stationStatus"
+    result = classify_ret(interface, codec.Response(ret, "msg", "", ""), data)
+    assert (result.ret, result.outcome) == (ret, outcome)
+    assert PushResult(Outcome.TRANSIENT, "HTTP 502").ret is None  # no protocol answer, no Ret

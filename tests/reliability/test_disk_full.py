@@ -26,7 +26,6 @@ import contextlib
 import errno
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -133,25 +132,10 @@ def wire(timestamp: str) -> str:
 # ---------------------------------------------------------------------------------------------- the daemon
 
 
-def said(status: str, notify: socket.socket) -> bool:
+def said(status: str, process: DaemonProcess) -> bool:
     """The daemon sent a STATUS= line starting with ``status`` (its figures follow) since the last look."""
-    return any(line.startswith(status) for line in statuses(notify))
-
-
-def statuses(notify: socket.socket) -> list[str]:
-    """The STATUS= values the daemon sent since the last call (non-blocking)."""
-    found = []
-    notify.setblocking(False)
-    try:
-        while True:
-            for line in notify.recv(4096).decode().splitlines():
-                if line.startswith("STATUS="):
-                    found.append(line.removeprefix("STATUS="))
-    except BlockingIOError:
-        pass
-    finally:
-        notify.setblocking(True)
-    return found
+    lines = (line for datagram in process.unread() for line in datagram.splitlines())
+    return any(line.removeprefix("STATUS=").startswith(status) for line in lines if line.startswith("STATUS="))
 
 
 def cli_status(process: DaemonProcess) -> str:
@@ -215,7 +199,7 @@ async def test_disk_full_refuses_chargers_keeps_every_task_and_recovers_by_itsel
         heard = len(province.received)
         await province.start(port=port)
         second = asyncio.create_task(one_session_each(chargers, seed=2))
-        await eventually(lambda: said(STATUS_DISK_FULL, process.notify), "STATUS=disk full", 15)
+        await eventually(lambda: said(STATUS_DISK_FULL, process), "STATUS=disk full", 15)
         await eventually(lambda: accepted_since(province, heard) > 0, "pushes accepted while the disk is full")
         assert "DISK FULL" in cli_status(process)
         await leaver.disconnect()
@@ -238,7 +222,7 @@ async def test_disk_full_refuses_chargers_keeps_every_task_and_recovers_by_itsel
         async with asyncio.timeout(30):
             await second
         await drained(store)
-        await eventually(lambda: said(STATUS_SERVING, process.notify), "STATUS=serving", 15)
+        await eventually(lambda: said(STATUS_SERVING, process), "STATUS=serving", 15)
         assert "MiB free" in cli_status(process)
         await eventually(lambda: store.charger(leaver.identity)["connected"] == 0, "the disconnect stored", 15)
     finally:

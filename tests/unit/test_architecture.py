@@ -61,7 +61,9 @@ USE_CASE_ROOMS = {
     "liveness",
     "orders",
     "sessions",
+    "repush",
     "station_info",
+    "tariffs",
     "writer",
 }
 MAX_USE_CASE_LINES = 400
