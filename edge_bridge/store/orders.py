@@ -2,23 +2,25 @@
 of ``meter_samples`` and the ``outbox`` row of each order). Functions take the caller's ``Tx``; no business rules:
 the domain decides, this stores.
 
-The figures of an order (migration 0009: its payload, ConnectorID, StartTime, EndTime, totals, StopReason) are copied
-from its outbox row in the transaction that queues it (``keep_order_figures``), so they are the pushed text itself
-and outlive the row, which is purged ``[retention] outbox_days`` after it was sent. Orders queued before 0009 whose
-row was purged already have none (``OrderEntry.total_money`` is None).
+The figures of an order (migration 0009: its payload, read for ConnectorID, StartTime, EndTime, totals, StopReason)
+are copied from its outbox row in the transaction that queues it (``keep_order_figures``), so they are the pushed
+text itself and outlive the row, which is purged ``[retention] outbox_days`` after it was sent. Orders queued before
+0009 whose row was purged already have none (``OrderEntry.total_money`` is None).
 
 A row that cannot be read back raises StoreError.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from edge_bridge.errors import StoreError
 from edge_bridge.store.db import Row, Tx, to_db
-from edge_bridge.store.rows import read_row, required_time, undec, untime
+from edge_bridge.store.rows import read_row, required_time, untime
 
 # ------------------------------------------------------------------------------------------------ orders (0003)
 
@@ -129,21 +131,20 @@ def order_problems(tx: Tx, limit: int = 20) -> list[OrderLine]:
 
 # ------------------------------------------------------------------------------------------------ figures (0009)
 
-_FIGURES_FROM_ROW = """
-    order_payload = o.payload,
-    order_connector_id = o.payload ->> '$.ConnectorID',
-    order_start_time = o.payload ->> '$.StartTime',
-    order_end_time = o.payload ->> '$.EndTime',
-    order_total_power = o.payload -> '$.TotalPower',
-    order_elec_money = o.payload -> '$.TotalElecMoney',
-    order_service_money = o.payload -> '$.TotalSeviceMoney',
-    order_total_money = o.payload -> '$.TotalMoney',
-    order_stop_reason = o.payload ->> '$.StopReason'
+FIGURES = {  # OrderEntry field -> the order payload's key
+    "connector_id": "ConnectorID",
+    "start_time": "StartTime",
+    "end_time": "EndTime",
+    "total_power": "TotalPower",
+    "elec_money": "TotalElecMoney",
+    "service_money": "TotalSeviceMoney",
+    "total_money": "TotalMoney",
+    "stop_reason": "StopReason",
+}
+KEEP_FIGURES = """
+UPDATE sessions SET order_payload = (SELECT o.payload FROM outbox AS o WHERE o.id = sessions.order_outbox_id)
+WHERE id = ?
 """
-KEEP_FIGURES = f"""
-UPDATE sessions SET {_FIGURES_FROM_ROW}
-FROM outbox AS o WHERE sessions.id = ?1 AND o.id = sessions.order_outbox_id
-"""  # noqa: S608 - built from constants
 REPUSH_ORDER = """
 UPDATE sessions SET order_state = 'queued', order_outbox_id = ?2, confirm_result = NULL,
     ordered_energy_wh = CASE WHEN ?3 THEN energy_wh ELSE ordered_energy_wh END,
@@ -152,9 +153,7 @@ WHERE id = ?1
 """
 _ENTRY = """
 SELECT s.id, s.ocpp_id, s.evse, s.connector, s.started_at, s.ended_at, s.order_state, s.start_charge_seq,
-    s.order_connector_id, s.order_start_time, s.order_end_time, s.order_total_power, s.order_elec_money,
-    s.order_service_money, s.order_total_money, s.order_stop_reason, s.order_outbox_id,
-    s.order_payload, o.state AS outbox_state, o.last_error
+    s.order_outbox_id, s.order_payload, o.state AS outbox_state, o.last_error
 FROM sessions AS s LEFT JOIN outbox AS o ON o.id = s.order_outbox_id
 """
 ENTRIES_STARTED = f"""{_ENTRY}
@@ -189,6 +188,7 @@ class OrderEntry:
 
 
 def _entry(row: Row) -> OrderEntry:
+    payload = row["order_payload"]
     return OrderEntry(
         row["id"],
         (row["ocpp_id"], row["evse"], row["connector"]),
@@ -196,19 +196,20 @@ def _entry(row: Row) -> OrderEntry:
         untime(row["ended_at"]),
         row["order_state"],
         row["start_charge_seq"],
-        row["order_connector_id"],
-        row["order_start_time"],
-        row["order_end_time"],
-        undec(row["order_total_power"]),
-        undec(row["order_elec_money"]),
-        undec(row["order_service_money"]),
-        undec(row["order_total_money"]),
-        row["order_stop_reason"],
-        row["order_outbox_id"],
-        row["outbox_state"],
-        row["last_error"],
-        row["order_payload"],
+        **_figures(payload),
+        outbox_id=row["order_outbox_id"],
+        outbox_state=row["outbox_state"],
+        reason=row["last_error"],
+        payload=payload,
     )
+
+
+def _figures(payload: str | None) -> dict[str, Any]:
+    """The figures of a stored order payload, numbers as the exact Decimal of their JSON text; none without one."""
+    if payload is None:
+        return {}
+    data = json.loads(payload, parse_float=Decimal)
+    return {field: data.get(key) for field, key in FIGURES.items()}
 
 
 def keep_order_figures(tx: Tx, session_id: int) -> None:
