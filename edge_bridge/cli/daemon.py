@@ -27,7 +27,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    app = App(config, config_path=args.config)
+    app = App(config, config_path=args.config, fresh_second=True)  # a restart never repeats a Seq (D2)
     loop.add_signal_handler(signal.SIGHUP, app.request_reload)  # systemctl reload; before READY=1 it waits
     try:
         await app.run(stop)

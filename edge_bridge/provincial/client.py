@@ -145,10 +145,10 @@ class ProvinceClient:
         ca_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
         trace_wire: bool = False,
+        fresh_second: bool = False,
     ) -> None:
-        self.trace_wire = (
-            trace_wire  # log every push and answer decrypted (wire_trace), secrets masked; a reload sets it
-        )
+        # log every push and answer decrypted (wire_trace), secrets masked; a reload sets it
+        self.trace_wire = trace_wire
         self._base_url = base_url.rstrip("/") + "/"
         self._ca_file = ca_file  # https: trust only these CAs; None: the system trust store
         self._operator_id = operator_id
@@ -158,6 +158,8 @@ class ProvinceClient:
         self._sig_lowercase = sig_lowercase
         self._clock = clock
         self._seq = codec.SeqCounter()
+        # fresh_second (the daemon): the Seqs of this second may be a predecessor's, see _signing_time
+        self._first_second: int | None = int(clock().timestamp()) if fresh_second else None
         self._stamp = (-1, "")  # (second, its TimeStamp)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
@@ -248,7 +250,7 @@ class ProvinceClient:
 
     async def exchange(self, interface: str, payload_json: bytes, token: str | None = None) -> Exchange:
         """One signed POST of ``payload_json`` and its raw answer; TransientUploadError when none came back."""
-        now = self._clock()
+        now = await self._signing_time()
         envelope = codec.encode_request_json(
             payload_json,
             operator_id=self._operator_id,
@@ -271,6 +273,19 @@ class ProvinceClient:
         if self.trace_wire:
             wire_trace.push(interface, payload_json, answer.status, answer.body, self._secrets)
         return answer
+
+    async def _signing_time(self) -> datetime:
+        """Now, but with ``fresh_second`` never within the second this client was made: a daemon restarted within a
+        second would count Seq from 0001 again under a TimeStamp its predecessor used (D2: Seq must not repeat
+        within a second). The first requests of a new client wait for the next second (at most once, at most 1 s)."""
+        now = self._clock()
+        if self._first_second is not None:
+            wait = self._first_second + 1 - now.timestamp()
+            if wait > 0:  # requests made meanwhile wait too, each for what is left
+                await asyncio.sleep(min(wait, 1.0))
+                now = self._clock()
+            self._first_second = None  # once: a frozen test clock must not make every request wait
+        return now
 
     def _timestamp(self, now: datetime) -> str:
         """The envelope TimeStamp, formatted once per second."""

@@ -9,8 +9,9 @@ import asyncio
 import itertools
 import json
 import socket
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from edge_bridge.app import App
 from edge_bridge.config import Config, load_config
 from edge_bridge.provincial import codec
-from edge_bridge.provincial.client import ProvinceClient, token_refresh_margin
+from edge_bridge.provincial.client import Outcome, ProvinceClient, token_refresh_margin
 from edge_bridge.provincial.uploader import RetryPolicy, Uploader, drain
 from edge_bridge.store.db import Database, open_database
 from edge_bridge.store.outbox import Outbox
@@ -192,6 +193,38 @@ async def test_an_expiring_token_is_replaced_in_time(config: Config, db: Databas
         assert mock.tokens_issued == 2 and all(r.ret == 0 for r in mock.received)
     finally:
         await client.close()
+        await mock.stop()
+
+
+async def test_a_client_made_within_a_used_second_signs_in_the_next_one(config: Config) -> None:
+    """D2: Seq counts from 0001 each second and must not repeat within one. A daemon restarted within a second
+    must not send ``0001`` again under a TimeStamp its predecessor used: a new client waits for the next second."""
+    start, began = utc_now().replace(microsecond=200_000), time.monotonic()
+
+    def clock() -> datetime:  # a whole second + 0.2 s, then real time on: both clients start in that second
+        return start + timedelta(seconds=time.monotonic() - began)
+
+    mock = MockProvince.from_config(config, clock=clock)
+    await mock.start()
+    payload = status_payload(CONNECTORS[0], 1).encode()
+    try:
+        for _ in range(2):  # the daemon, then the daemon restarted
+            client = ProvinceClient(
+                base_url=mock.url,
+                operator_id=config.operator.id,
+                secrets=config.province.secrets(),
+                tz=config.tz,
+                clock=clock,
+                fresh_second=True,  # as the daemon's (cli/daemon.py)
+            )
+            try:
+                assert (await client.push(STATUS, payload)).outcome is Outcome.ACCEPTED
+            finally:
+                await client.close()
+        assert mock.problems() == []  # no Seq repeated within a TimeStamp
+        assert [r.interface for r in mock.received] == ["query_token", STATUS] * 2
+        assert clock() - start < timedelta(seconds=2.5)  # each waited once, well under a second
+    finally:
         await mock.stop()
 
 
