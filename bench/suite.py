@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench import charger_load, drain, micro
+from bench import charger_load, drain, micro, page_poll
 from bench.charger_load import BASELINE, EDGE_BRIDGE, Fleet, Ingest, Settings
 from bench.procs import BenchError
 
-SECTIONS = ("ingest", "fleet", "drain", "micro")
+SECTIONS = ("ingest", "page", "fleet", "drain", "micro")
 T = TypeVar("T")
 
 
@@ -112,6 +112,33 @@ def ingest_rows(ours: Ingest, theirs: Ingest, settings: Settings) -> list[Row]:
             f"{accepted.get('notification_orderInfo', 0)} / {accepted.get('notification_stationStatus', 0)} / "
             f"{province.get('problems', '-')}",
         ),
+    ]
+
+
+def page_rows(polled: page_poll.Polled, settings: Settings) -> list[Row]:
+    """The saturation figure with the status page open and polled; the baseline column is the same server without."""
+    with_page, without = polled.polled.rate, polled.rate_without
+    routes = " / ".join(polled.served(route) for route, _ in page_poll.POLLS)
+    return [
+        Row(
+            f"msg/s at saturation, {settings.chargers} chargers, status page open (baseline: the same server, not)",
+            f"{with_page:,.0f}",
+            f"{without:,.0f}",
+            ratio(with_page, without),
+            "within 5 % of without",
+            verdict(with_page >= 0.95 * without),
+        ),
+        Row(
+            "  server CPU s per 1,000 messages, page open / not",
+            f"{polled.polled.cpu_per_1000:.3f}",
+            f"{polled.cpu_per_1000_without:.3f}",
+            ratio(polled.polled.cpu_per_1000, polled.cpu_per_1000_without),
+        ),
+        Row(
+            "  without the page: the window before / after",
+            f"{polled.before.rate:,.0f} / {polled.after.rate:,.0f}",
+        ),
+        Row(f"  polls answered 200: {' / '.join(route for route, _ in page_poll.POLLS)}", routes),
     ]
 
 
@@ -200,6 +227,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
         ours = await _step(f"{EDGE_BRIDGE}: ingest", charger_load.measure_ingest(EDGE_BRIDGE, settings))
         theirs = await _step(f"{BASELINE}: ingest", charger_load.measure_ingest(BASELINE, settings))
         rows += ingest_rows(ours, theirs, settings)
+    if "page" in args.only:
+        rows += page_rows(
+            await _step(f"{EDGE_BRIDGE}: ingest with the page open", page_poll.measure(settings)), settings
+        )
     if "fleet" in args.only:
         ours_fleet = await _step(f"{EDGE_BRIDGE}: fleet", charger_load.measure_fleet(EDGE_BRIDGE, settings))
         theirs_fleet = await _step(f"{BASELINE}: fleet", charger_load.measure_fleet(BASELINE, settings))

@@ -1,8 +1,9 @@
 """Composition root: build every part from the Config, run them, and shut down in order.
 
-open store → queue station info → start the pull API → start the OCPP server → start the uploader and the
-charger timers → READY=1 → serve until stopped → STOPPING=1 → stop accepting requests (listeners close, newest first:
-charger sockets get 1001, then the pull API) → let in-flight pushes finish (bounded) → close the client and the store.
+open store → queue station info → start the pull API and the status page → start the OCPP server → start the
+uploader and the charger timers → READY=1 → serve until stopped → STOPPING=1 → stop accepting requests (listeners
+close, newest first: charger sockets get 1001, then the status page, then the pull API) → let in-flight pushes finish
+(bounded) → close the client and the store.
 
 ``request_reload()`` (SIGHUP) makes the running daemon read its config file again (``reloading.py``), between
 ``RELOADING=1`` and ``READY=1``.
@@ -29,6 +30,7 @@ from edge_bridge.charger.server import OcppServer
 from edge_bridge.config import Config, site_model
 from edge_bridge.domain.site import Site
 from edge_bridge.errors import StoreError, store_failure_level
+from edge_bridge.metrics import Metrics
 from edge_bridge.provincial.client import Outcome, ProvinceClient, PushResult
 from edge_bridge.provincial.pull_listener import start_pull_api
 from edge_bridge.provincial.uploader import RetryPolicy, Sender, Uploader, drain
@@ -40,6 +42,7 @@ from edge_bridge.timeutil import utc_now
 from edge_bridge.usecases.bridge import ACCEPT_HOOKS, ChargerBridge
 from edge_bridge.usecases.clock_watch import ClockWatch
 from edge_bridge.usecases.station_info import enqueue_station_info
+from edge_bridge.web.listener import WebServer, start_web
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +110,13 @@ class App:
         self._timer_interval_s = timer_interval_s  # how often the bridge looks for silent chargers and zombies
         self.started = asyncio.Event()
         self.pull_port: int | None = None
+        self.web_port: int | None = None
+        self.web_page: WebServer | None = None
+        self._uploader_now: Uploader | None = None  # the status page shows its last push
         self.ocpp_port: int | None = None
         self.ocpp_server: OcppServer | None = None
         self.components: dict[str, Callable[[], bool]] = {}  # name -> alive?, for the watchdog (and /healthz)
+        self.metrics = Metrics(clock=clock)  # its own registry: Apps in one process (tests) count apart
 
     async def run(self, stop: asyncio.Event) -> None:
         db = await open_database(self.config.storage.path)
@@ -123,21 +130,39 @@ class App:
             pull_api = await start_pull_api(self.config, db, clock=self._clock)
             listeners.append(pull_api)
             self.pull_port, self.components["pull_api"] = pull_api.port, pull_api.serving
+            page = await start_web(
+                self.config, db.path, self.components, self._clock, self._last_push, self.metrics.scrape
+            )
+            listeners.append(page)  # closed after the OCPP server; not a component: it only observes
+            self.web_port, self.web_page = page.port, page
             bridge = self._charger_bridge(db, outbox, site)
             await bridge.reset_connections()
             await bridge.configure(site, self.config.ocpp.offline_after_s, self.config.stop_reasons)  # tariff history
             listeners.append(bridge)  # closed after the OCPP server: what its handlers submitted gets committed
-            ocpp = OcppServer(self.config, bridge, clock=self._clock)
+            ocpp = OcppServer(self.config, bridge, clock=self._clock, answered=self.metrics.answered)
             await ocpp.start()
             listeners.append(ocpp)
             self.ocpp_port, self.ocpp_server, self.components["ocpp_server"] = ocpp.port, ocpp, ocpp.serving
-            running = Running(db, outbox, bridge, ocpp, pull_api, client, self._clock)
-            await self._serve(running, client.push, stop, listeners)
+            self._measure(db, client, ocpp, bridge)
+            running = Running(db, outbox, bridge, ocpp, pull_api, page, client, self._clock)
+            await self._serve(running, self.metrics.counting(client.push), stop, listeners)
         finally:
             await _close_all(listeners)
             await client.close()
+            await self.metrics.close()
             await db.close()
             log.info("stopped")
+
+    def _last_push(self) -> tuple[datetime, PushResult] | None:
+        return self._uploader_now.last if self._uploader_now is not None else None
+
+    def _measure(self, db: Database, client: ProvinceClient, ocpp: OcppServer, bridge: ChargerBridge) -> None:
+        """Bind what ``/metrics`` reads when scraped (the hot-path hooks are passed where the parts are built)."""
+        sources = self.metrics.sources
+        sources.database, sources.components = db.path, self.components
+        sources.connected = lambda: [live.version for live in ocpp.live.values()]
+        sources.tokens_fetched = lambda: client.tokens_fetched
+        bridge.writer.on_batch = self.metrics.batch_committed
 
     def request_reload(self) -> None:
         """Read the config file again once the daemon serves (SIGHUP)."""
@@ -145,7 +170,7 @@ class App:
 
     async def _serve(self, running: Running, send: Sender, stop: asyncio.Event, listeners: list[Listener]) -> None:
         db, outbox, bridge = running.db, running.outbox, running.bridge
-        uploader = self._uploader(db, outbox, send, bridge)
+        uploader = self._uploader_now = self._uploader(db, outbox, send, bridge)
         async with asyncio.TaskGroup() as group:
             upload = group.create_task(uploader.run())
             self.components["uploader"] = lambda: not upload.done()
@@ -158,7 +183,7 @@ class App:
             _tune_garbage_collection()
             self._notify("READY=1")
             self.started.set()
-            ports = {"pull_port": self.pull_port, "ocpp_port": self.ocpp_port}
+            ports = {"pull_port": self.pull_port, "ocpp_port": self.ocpp_port, "web_port": self.web_port}
             log.info("started", extra={**ports, "stations": len(self.config.stations)})
             stopped = group.create_task(stop.wait())
             await asyncio.wait({stopped, upload}, return_when=asyncio.FIRST_COMPLETED)

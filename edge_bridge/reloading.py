@@ -5,8 +5,8 @@ one log line (``reload_refused``, naming every problem) and the old config runs 
 (``config.reload``: listen addresses, the database path, ...) keep their old values and are named in one line
 (``reload_needs_restart``). The rest is applied in this order, each step only after the previous one succeeded:
 the bridge (a new tariff version from now, for the orders), the OCPP server (chargers no longer configured are
-closed with 1008; the others stay connected), the pull API (stations and tariffs it answers), then the StationInfo
-of each station whose info changed is queued for the province.
+closed with 1008; the others stay connected), the pull API (stations and tariffs it answers), the status page, then
+the StationInfo of each station whose info changed is queued for the province.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from edge_bridge.store.db import Database
 from edge_bridge.store.outbox import Outbox
 from edge_bridge.usecases.bridge import ChargerBridge
 from edge_bridge.usecases.station_info import enqueue_station_info
+from edge_bridge.web.listener import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Running:
     bridge: ChargerBridge
     ocpp: OcppServer
     pull_api: PullApi
+    page: WebServer
     client: ProvinceClient
     clock: Callable[[], datetime]
 
@@ -70,6 +72,7 @@ class Running:
         await self.bridge.configure(site, config.ocpp.offline_after_s, config.stop_reasons)
         closed = await self.ocpp.reconfigure(config)
         self.pull_api.reconfigure(config)
+        self.page.view.reconfigure(site)
         self.client.trace_wire = config.province.trace_wire
         if "province.trace_wire" in changes.applied and config.province.trace_wire:
             log.warning("trace_wire_on", extra={"detail": "every push and pull is logged decrypted (secrets masked)"})

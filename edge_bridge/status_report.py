@@ -334,3 +334,10 @@ def _alarm_doc(a: ActiveAlarm) -> dict[str, Any]:
         "raised_at": _iso(a.raised_at),
         "note": a.note,
     }
+
+
+# ------------------------------------------------------------------------------------------------ for the status page
+# web/view.py shows the same snapshot, with the same time and energy formats.
+Snapshot = _Snapshot
+Storage = _Storage
+read_snapshot, iso, kwh = _snapshot, _iso, _kwh

@@ -59,6 +59,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         raw["storage"]["path"] = str(tmp_path / "edge-bridge.db")
         raw["pull_api"]["listen"] = "127.0.0.1:0"
         raw["ocpp"]["listen"] = "127.0.0.1:0"
+        raw["web"]["listen"] = "127.0.0.1:0"
         if mutate is not None:
             mutate(raw)
         path = tmp_path / name

@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 Payload = Mapping[str, Any]
 Normalizer = Callable[[str, Payload, datetime], tuple[Event, ...]]
+# a CALL answered: (action, "result" or the CALLERROR code, seconds from its frame to the answer sent); metrics
+Answered = Callable[[str, str, float], None]
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 FRAME_EXCERPT = 200
 
@@ -149,8 +152,10 @@ class BridgeChargePoint:
         *,
         heartbeat_interval_s: int,
         clock: Callable[[], datetime] = utc_now,
+        answered: Answered | None = None,
     ) -> None:
         self.id = charger
+        self._answered = answered or _not_counted
         self._connection = connection
         self.bridge = bridge
         self.heartbeat_interval_s = heartbeat_interval_s
@@ -166,17 +171,21 @@ class BridgeChargePoint:
     async def route_message(self, raw: str | bytes) -> None:
         """Handle one frame: answer a CALL; log and drop anything unreadable or unsolicited, but answer a broken
         CALL whose unique id can be read with a CALLERROR, so the charger does not wait for its timeout."""
+        received = time.perf_counter()
         try:
             message = unpack(raw)
         except OCPPError as exc:
             cause = exc.details.get("cause", exc.description) if isinstance(exc.details, dict) else exc.description
             await self._bad_frame(raw, str(cause), exc.code)
+            self._answered("invalid", exc.code, time.perf_counter() - received)
             return
         except (ValueError, RecursionError):  # an integer of over 4,300 digits, or nesting deeper than the stack
             await self._bad_frame(raw, "Message is not valid JSON", FormatViolationError.code)
+            self._answered("invalid", FormatViolationError.code, time.perf_counter() - received)
             return
         if message.message_type_id == MessageType.Call:
-            await self._answer(message)
+            outcome = await self._answer(message)
+            self._answered(self._action_label(message.action), outcome, time.perf_counter() - received)
             return
         unique_id = message.unique_id if isinstance(message.unique_id, str) else ""
         waiting = self._calls.get(unique_id)
@@ -198,19 +207,25 @@ class BridgeChargePoint:
             code = ProtocolError.code
         await self._connection.send(CallError(unique_id, code, cause[:FRAME_EXCERPT], {}).to_json())
 
-    async def _answer(self, message: Any) -> None:
+    def _action_label(self, action: Any) -> str:
+        """The action as a metrics label: one of this version's actions, else ``other`` (labels stay bounded)."""
+        return action if isinstance(action, str) and action in KNOWN_ACTIONS[self.ocpp_version] else "other"
+
+    async def _answer(self, message: Any) -> str:
+        """Answer one CALL; ``result``, or the code of the CALLERROR sent."""
         try:
             payload = wire_payload(await self._dispatch(message))
         except OCPPError as error:
             fields = {"charger": self.id, "action": str(message.action), "code": error.code}
             log.log(store_failure_level(error.__cause__, logging.WARNING), "ocpp_call_refused", extra=fields)
             await self._connection.send(message.create_call_error(error).to_json())
-            return
+            return str(error.code)
         except Exception as exc:  # a bug must cost one answer, never the connection
             log.exception("ocpp_handler_failed", extra={"charger": self.id, "action": str(message.action)})
             await self._connection.send(message.create_call_error(exc).to_json())
-            return
+            return str(InternalError.code)
         await self._connection.send(message.create_call_result(payload).to_json())
+        return "result"
 
     async def _dispatch(self, message: Any) -> Any:
         """The handler's answer to one CALL (an OCPPError for a CALL it cannot take)."""
@@ -299,6 +314,10 @@ class BridgeChargePoint:
     def _acknowledge(self, answer: Any) -> Any:
         log.debug("ocpp_acknowledged", extra={"charger": self.id, "action": self.action})
         return answer
+
+
+def _not_counted(_action: str, _outcome: str, _seconds: float) -> None:
+    """The default ``answered`` hook: nothing counts."""
 
 
 _CALL_START = re.compile(r'\s*\[\s*2\s*,\s*("(?:[^"\\\x00-\x1f]|\\.){1,64}")')

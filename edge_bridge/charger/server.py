@@ -36,7 +36,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from edge_bridge.charger.admission import Admission, identity_from_path, peer
-from edge_bridge.charger.ocpp_common import BridgeChargePoint, BridgePort
+from edge_bridge.charger.ocpp_common import Answered, BridgeChargePoint, BridgePort
 from edge_bridge.charger.v16 import V16ChargePoint
 from edge_bridge.charger.v201 import V201ChargePoint
 from edge_bridge.config import Config
@@ -108,8 +108,10 @@ class OcppServer:
         ping_interval_s: float = PING_INTERVAL_S,
         ping_timeout_s: float = PING_TIMEOUT_S,
         summary_interval_s: float = SUMMARY_INTERVAL_S,
+        answered: Answered | None = None,
     ) -> None:
         self._ocpp = config.ocpp
+        self._answered = answered  # each CALL answered (metrics)
         self.guard = _connection_guard(config, summary_interval_s)
         self.admission = Admission(config, summary_interval_s)
         self._bridge = bridge
@@ -214,7 +216,12 @@ class OcppServer:
     def _register(self, identity: str, version: str, connection: ServerConnection) -> LiveCharger:
         kind = V201ChargePoint if version == "2.0.1" else V16ChargePoint
         charge_point = kind(
-            identity, connection, self._bridge, heartbeat_interval_s=self._ocpp.heartbeat_interval_s, clock=self._clock
+            identity,
+            connection,
+            self._bridge,
+            heartbeat_interval_s=self._ocpp.heartbeat_interval_s,
+            clock=self._clock,
+            answered=self._answered,
         )
         live = LiveCharger(identity, version, connection, charge_point, asyncio.get_running_loop().time())
         previous, self.live[identity] = self.live.get(identity), live

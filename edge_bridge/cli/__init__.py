@@ -51,7 +51,8 @@ def _command(argv: Sequence[str] | None) -> int:
         code: int = args.plain(args)
         return code
     try:
-        config, warnings = load_config_with_warnings(args.config)
+        # commands that only read the store run while the service (and its credentials) is stopped: secrets=False
+        config, warnings = load_config_with_warnings(args.config, secrets=getattr(args, "secrets", True))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -26,7 +26,7 @@ def register(commands: Subcommands, exit_codes: str) -> None:
     text = "the fields of the province's 联调申请表 and 接入申请单 that come from the config (no secret values)"
     parser = command(commands, "application-form", text, EPILOG)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, secrets=False)
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:

@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo
 
 from edge_bridge.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, Subcommands, command, error, print_json, store
 from edge_bridge.config import Config, site_model
-from edge_bridge.domain import order_rules
 from edge_bridge.domain.stats import day_bounds
 from edge_bridge.domain.wiretime import format_datetime
 from edge_bridge.store.orders import OrderEntry, order_entries
@@ -39,6 +38,7 @@ from edge_bridge.store.outbox import Outbox
 from edge_bridge.timeutil import utc_now
 from edge_bridge.usecases.context import Context
 from edge_bridge.usecases.repush import Plan, Refused, repush
+from edge_bridge.verdicts import verdict
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,6 @@ CSV_COLUMNS = (
     "Connector",
     "SessionID",
 )
-NOT_PUSHED = {order_rules.UNCONFIGURED: "connector not configured", order_rules.UNMEASURED: "energy unknown"}
-DISPUTED = "disputed ("  # provincial/client.py: the dead-letter reason of ConfirmResult 1, "disputed (...)"
 
 DATES = """DATE is a local date (YYYY-MM-DD) of [site] timezone, as the province's records are; --to is inclusive. An
 order belongs to the day of its StartTime. Verdict: accepted, disputed (ConfirmResult 1, with the province's
@@ -123,7 +121,7 @@ def _register_list(actions: Subcommands, exit_codes: str) -> None:
     parser = command(actions, "list", "the orders of some local days, newest first", DATES + JSON_DOC + exit_codes)
     _dates(parser, required=False)
     parser.add_argument("--json", action="store_true", help="one JSON document instead of a table")
-    parser.set_defaults(handler=run_list)
+    parser.set_defaults(handler=run_list, secrets=False)
 
 
 def _register_export(actions: Subcommands, exit_codes: str) -> None:
@@ -134,7 +132,7 @@ def _register_export(actions: Subcommands, exit_codes: str) -> None:
     formats.add_argument("--csv", action="store_true", help="CSV (the default)")
     formats.add_argument("--json", action="store_true", help="one JSON document instead of CSV")
     parser.add_argument("--no-bom", action="store_true", help="CSV without the byte order mark Excel needs")
-    parser.set_defaults(handler=run_export)
+    parser.set_defaults(handler=run_export, secrets=False)
 
 
 def _register_repush(actions: Subcommands, exit_codes: str) -> None:
@@ -142,7 +140,7 @@ def _register_repush(actions: Subcommands, exit_codes: str) -> None:
     parser.add_argument("seqs", nargs="+", metavar="SEQ", help="StartChargeSeq of an order")
     parser.add_argument("--rebuild", action="store_true", help="rebuild from the stored session instead of resending")
     parser.add_argument("--json", action="store_true", help="print what was queued as JSON")
-    parser.set_defaults(handler=run_repush)
+    parser.set_defaults(handler=run_repush, secrets=False)
 
 
 def _dates(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -183,22 +181,6 @@ async def _show(config: Config, first: date, last: date, *, newest_first: bool, 
     show(lines, first=first, last=last, tz=config.tz)
     _note_missing(lines)
     return EXIT_OK
-
-
-def verdict(entry: OrderEntry) -> tuple[str, str]:
-    """(verdict, reason) of an order, from its state and its outbox row's."""
-    if entry.state in NOT_PUSHED:
-        return "not pushed", NOT_PUSHED[entry.state]
-    if entry.state == order_rules.ACCEPTED or entry.outbox_state == "sent":
-        return "accepted", ""
-    reason = entry.reason or ""
-    if entry.outbox_state == "dead" and reason.startswith(DISPUTED):
-        return "disputed", reason.removeprefix(DISPUTED).removesuffix(")")  # "ConfirmResult 1"
-    if entry.outbox_state == "dead":
-        return "dead", reason
-    if entry.outbox_state is None:
-        return "dead", f"outbox row {entry.outbox_id} no longer exists"
-    return "queued", reason  # pending: the reason of the last failed attempt, if any
 
 
 def line_of(entry: OrderEntry, tz: ZoneInfo) -> Line:

@@ -57,18 +57,18 @@ def register(commands: Subcommands, exit_codes: str) -> None:
     listing.add_argument("--state", choices=STATES, help="only rows in this state")
     listing.add_argument("--limit", type=_positive, default=50, help="at most this many rows (default 50)")
     listing.add_argument("--json", action="store_true", help="print one JSON document")
-    listing.set_defaults(handler=list_rows)
+    listing.set_defaults(handler=list_rows, secrets=False)
     show = command(actions, "show", "one push: its row, payload and every answer the province gave it", SHOW_EPILOG)
     show.add_argument("id", type=_positive, metavar="ID", help="the outbox row (the first column of `outbox list`)")
     show.add_argument("--json", action="store_true", help="print one JSON document")
-    show.set_defaults(handler=show_row)
+    show.set_defaults(handler=show_row, secrets=False)
     requeue = command(actions, "requeue", "send dead-lettered pushes again", REQUEUE_EPILOG)
     _which(requeue, "--all", "every dead row")
-    requeue.set_defaults(handler=requeue_rows)
+    requeue.set_defaults(handler=requeue_rows, secrets=False)
     purge = command(actions, "purge", "delete dead-lettered pushes and their answers", PURGE_EPILOG)
     _which(purge, "--all-dead", "every dead row")
     purge.add_argument("--json", action="store_true", help="print one JSON document")
-    purge.set_defaults(handler=purge_rows)
+    purge.set_defaults(handler=purge_rows, secrets=False)
 
 
 def _which(parser: argparse.ArgumentParser, every: str, help: str) -> None:

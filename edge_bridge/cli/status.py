@@ -26,7 +26,7 @@ def register(commands: Subcommands, exit_codes: str) -> None:
     text = "chargers, connectors, open sessions, orders and alarms (works while the daemon runs)"
     parser = command(commands, "status", text, EPILOG + exit_codes)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, secrets=False)
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:

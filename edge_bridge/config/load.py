@@ -39,10 +39,14 @@ def load_config(path: Path | str) -> Config:
     return config
 
 
-def load_config_with_warnings(path: Path | str) -> tuple[Config, list[str]]:
-    """Read and validate the config file; the config and its warnings, or raises ConfigError."""
-    config, warnings = _validated(Path(path))
-    problems = _tls_problems(config)
+def load_config_with_warnings(path: Path | str, *, secrets: bool = True) -> tuple[Config, list[str]]:
+    """Read and validate the config file; the config and its warnings, or raises ConfigError.
+
+    ``secrets=False`` is for commands that only read the store (``status``, ``orders``, ``outbox``): a secret file
+    that cannot be read (``LoadCredential=`` files exist only while the service runs) is a warning and the secret
+    stays unset (``ProvinceConfig.secret`` refuses to give it), and the TLS files are not loaded."""
+    config, warnings = _validated(Path(path), secrets)
+    problems = _tls_problems(config) if secrets else []
     if problems:
         raise ConfigError(str(path), problems)
     return config, warnings
@@ -63,11 +67,12 @@ def _tls_problems(config: Config) -> list[ConfigProblem]:
     return [ConfigProblem(key, why) for key, why in checks.items() if why is not None]
 
 
-def _validated(path: Path) -> tuple[Config, list[str]]:
+def _validated(path: Path, secrets: bool) -> tuple[Config, list[str]]:
     raw = _read_toml(path)
     problems: list[ConfigProblem] = []
     _resolve_paths(raw, path.resolve().parent)
-    problems += _load_secret_files(raw)
+    unread = _load_secret_files(raw)  # a secret whose file failed stays unset: _check_secrets does not add to it
+    problems += unread if secrets else []
     problems += _check_secrets(raw)
     try:
         config = Config.model_validate(raw)
@@ -76,7 +81,8 @@ def _validated(path: Path) -> tuple[Config, list[str]]:
     problems += list(_cross_checks(config))
     if problems:
         raise ConfigError(str(path), problems)
-    return config, _permission_warnings(path, raw)
+    skipped = [] if secrets else [f"{p}; this command does not need it" for p in unread]
+    return config, _permission_warnings(path, raw) + skipped
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

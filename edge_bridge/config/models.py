@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_bridge.errors import ConfigError, ConfigProblem
 from edge_bridge.provincial.crypto import Secrets
 
 DEFAULT_PATH = Path("/etc/edge-bridge/config.toml")
@@ -161,7 +162,8 @@ class ProvinceConfig(_Section):
 
     def secret(self, name: str) -> str:
         value: SecretStr | None = getattr(self, name)
-        assert value is not None  # load_config resolves *_file and checks presence
+        if value is None:  # load_config(secrets=False) only: a command that reads the store, not the province
+            raise ConfigError("config", [ConfigProblem(f"province.{name}", "not loaded: its file could not be read")])
         return value.get_secret_value()
 
     def secrets(self) -> Secrets:
@@ -223,6 +225,18 @@ class WebConfig(_Section):
     user: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _user_and_password(self) -> WebConfig:
+        """Basic auth needs both: a user without a password would be a login with an empty one."""
+        has_password = self.password is not None or self.password_file is not None
+        if (self.user is None) != (not has_password):
+            raise ValueError("user and password (or password_file) go together: give both for Basic auth, or neither")
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return _split_listen(self.listen)
 
 
 class RetentionConfig(_Section):

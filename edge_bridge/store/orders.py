@@ -160,6 +160,7 @@ ENTRIES_STARTED = f"""{_ENTRY}
 WHERE s.order_state IS NOT NULL AND s.started_at >= ?1 AND s.started_at < ?2 ORDER BY s.started_at, s.id
 """
 ENTRY_BY_SEQ = _ENTRY + "WHERE s.start_charge_seq = ?"
+RECENT_ENTRIES = _ENTRY + "WHERE s.order_state IS NOT NULL ORDER BY s.id DESC LIMIT ?"
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,11 @@ def order_entries(tx: Tx, start: datetime, end: datetime) -> list[OrderEntry]:
     """The decided orders of the sessions started in ``[start, end)``, oldest start first."""
     params = (to_db(start), to_db(end))
     return [read_row(row, _entry) for row in tx.fetchall(ENTRIES_STARTED, params)]
+
+
+def recent_order_entries(tx: Tx, limit: int) -> list[OrderEntry]:
+    """The decided orders of the ``limit`` newest sessions, newest first (the status page)."""
+    return [read_row(row, _entry) for row in tx.fetchall(RECENT_ENTRIES, (limit,))]
 
 
 def order_by_seq(tx: Tx, start_charge_seq: str) -> OrderEntry | None:

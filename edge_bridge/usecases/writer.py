@@ -65,6 +65,7 @@ class BatchWriter:
         self._nudge = asyncio.Event()  # a unit that cannot wait arrived while the flush task waits
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed by this writer (for tests and the status line)
+        self.on_batch: Callable[[int], None] | None = None  # told each committed batch's size (metrics; app.py)
         self.committing = 0  # units in the batch being written now
         self._commit_started = 0.0  # loop time its COMMIT began
 
@@ -135,6 +136,8 @@ class BatchWriter:
         finally:
             self.committing = 0
         self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
         log.debug("batch_committed", extra={"units": len(batch)})
         for unit, result in zip(batch, results, strict=True):
             _settle(unit, result)

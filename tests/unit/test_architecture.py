@@ -20,6 +20,7 @@ HOMES = {  # a third-party library → the only modules that may import it
     "websockets": ["charger/server.py", "charger/admission.py"],
     "sqlite3": ["store/*.py"],
     "aiohttp": ["provincial/client.py", "provincial/pull_server.py", "provincial/pull_listener.py", "web/*.py"],
+    "prometheus_client": ["metrics.py"],
 }
 LOWER_LAYERS = {  # these packages never import the modules above them
     "domain": {

@@ -472,3 +472,12 @@ def test_a_secret_file_path_with_a_nul_byte_is_a_config_error(write_config: Writ
         raw["province"]["sig_secret_file"] = "a\x00b"
 
     assert "province.sig_secret_file" in keys_of(write_config(nul_path))
+
+
+@pytest.mark.parametrize("web", [{"user": "admin"}, {"password": "a-long-password"}])
+def test_the_status_page_takes_user_and_password_together(write_config: WriteConfig, web: dict[str, str]) -> None:
+    def page(raw: dict[str, Any]) -> None:
+        raw["web"].update(web)
+
+    (problem,) = problems_of(write_config(page))
+    assert problem.key == "web" and "user and password" in problem.message
