@@ -1,12 +1,13 @@
 """The ingest figure with the status page open and polled, beside the same server's figure without it.
 
-One fresh edge-bridge (with its mock province) runs three saturation windows of the same chargers: without the page,
-with it, and without it again; the figure without is the mean of the two windows around the one with (so that a
-store growing over the run favours neither side). While the page is "open", this process polls the daemon's web
-server as a browser and a Prometheus would: the page's JSON (``/api/status``) every ``JSON_EVERY_S``, the page itself
-(``/``) every ``PAGE_EVERY_S``, ``/metrics`` every ``SCRAPE_EVERY_S``. The polls run here, so their client's CPU is
-not the daemon's; what the daemon spends answering them is. Every answer is counted by route and status, so a
-reader can see that the page was really served during the window.
+One fresh edge-bridge (with its mock province) runs seven saturation windows of the same chargers, alternating:
+without the page, with it, without, with, without, with, without. Each side's figure pools its windows, so that a
+store growing over the run, and a shared machine's drift, favour neither side (three windows, without / with /
+without, were too few: the two windows without differed by up to 10 % between themselves). While the page is
+"open", this process polls the daemon's web server as a browser and a Prometheus would: the page's JSON
+(``/api/status``) every ``JSON_EVERY_S``, the page itself (``/``) every ``PAGE_EVERY_S``, ``/metrics`` every
+``SCRAPE_EVERY_S``. The polls run here, so their client's CPU is not the daemon's; what the daemon spends answering
+them is. Every answer is counted by route and status, so a reader can see that the page was really served.
 """
 
 from __future__ import annotations
@@ -26,35 +27,51 @@ from bench.charger_load import EDGE_BRIDGE, Server, Settings, Window, _jobs, _se
 from bench.procs import BenchError
 from bench.site import charger_ids
 
-JSON_EVERY_S = 1.0  # the page's own refresh
+JSON_EVERY_S = 2.0  # the page's own refresh (POLL_MS in edge_bridge/web/static/app.js)
 PAGE_EVERY_S = 10.0  # a reload of the page
 SCRAPE_EVERY_S = 5.0  # a Prometheus scrape interval
 POLLS = (("/api/status", JSON_EVERY_S), ("/", PAGE_EVERY_S), ("/metrics", SCRAPE_EVERY_S))
 REQUEST_TIMEOUT_S = 10.0
+ROUNDS = 3  # windows with the page; one more without, before, between and after them
 
 
 @dataclass
 class Polled:
-    """The windows without the page (before and after) and with it, and the poll answers by (route, status)."""
+    """The windows without the page and with it, alternating (without first and last), and the poll answers by
+    (route, status) over every window with the page."""
 
-    before: Window
-    polled: Window
-    after: Window
+    without: list[Window]
+    polled: list[Window]
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     @property
     def rate_without(self) -> float:
-        return (self.before.answered + self.after.answered) / (self.before.seconds + self.after.seconds)
+        return _rate(self.without)
+
+    @property
+    def rate_with(self) -> float:
+        return _rate(self.polled)
 
     @property
     def cpu_per_1000_without(self) -> float:
-        cpu = self.before.server_cpu_s + self.after.server_cpu_s
-        return 1000 * cpu / (self.before.answered + self.after.answered)
+        return _cpu_per_1000(self.without)
+
+    @property
+    def cpu_per_1000_with(self) -> float:
+        return _cpu_per_1000(self.polled)
 
     def served(self, route: str) -> str:
-        """``ok/all`` answers of ``route`` in the polled window."""
+        """``ok/all`` answers of ``route`` in the polled windows."""
         ok = sum(n for (path, status), n in self.answers.items() if path == route and status == 200)
         return f"{ok}/{sum(n for (path, _), n in self.answers.items() if path == route)}"
+
+
+def _rate(windows: list[Window]) -> float:
+    return sum(w.answered for w in windows) / sum(w.seconds for w in windows)
+
+
+def _cpu_per_1000(windows: list[Window]) -> float:
+    return 1000 * sum(w.server_cpu_s for w in windows) / sum(w.answered for w in windows)
 
 
 def web_port(server: Server) -> int:
@@ -107,9 +124,9 @@ async def measure(settings: Settings) -> Polled:
                 await server.settled()
                 return window
 
-            before = await saturate()
-            answers: Counter[tuple[str, int]] = Counter()
-            async with page_open(port, answers):
-                polled = await saturate()
-            after = await saturate()
-    return Polled(before, polled, after, answers)
+            result = Polled([await saturate()], [])
+            for _ in range(ROUNDS):  # alternating: the store's growth and the machine's drift hit both sides alike
+                async with page_open(port, result.answers):
+                    result.polled.append(await saturate())
+                result.without.append(await saturate())
+    return result

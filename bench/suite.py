@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import charger_load, drain, micro, page_poll
-from bench.charger_load import BASELINE, EDGE_BRIDGE, Fleet, Ingest, Settings
+from bench.charger_load import BASELINE, EDGE_BRIDGE, Fleet, Ingest, Settings, Window
 from bench.procs import BenchError
 
 SECTIONS = ("ingest", "page", "fleet", "drain", "micro")
@@ -117,7 +117,7 @@ def ingest_rows(ours: Ingest, theirs: Ingest, settings: Settings) -> list[Row]:
 
 def page_rows(polled: page_poll.Polled, settings: Settings) -> list[Row]:
     """The saturation figure with the status page open and polled; the baseline column is the same server without."""
-    with_page, without = polled.polled.rate, polled.rate_without
+    with_page, without = polled.rate_with, polled.rate_without
     routes = " / ".join(polled.served(route) for route, _ in page_poll.POLLS)
     return [
         Row(
@@ -130,16 +130,22 @@ def page_rows(polled: page_poll.Polled, settings: Settings) -> list[Row]:
         ),
         Row(
             "  server CPU s per 1,000 messages, page open / not",
-            f"{polled.polled.cpu_per_1000:.3f}",
+            f"{polled.cpu_per_1000_with:.3f}",
             f"{polled.cpu_per_1000_without:.3f}",
-            ratio(polled.polled.cpu_per_1000, polled.cpu_per_1000_without),
+            ratio(polled.cpu_per_1000_with, polled.cpu_per_1000_without),
         ),
         Row(
-            "  without the page: the window before / after",
-            f"{polled.before.rate:,.0f} / {polled.after.rate:,.0f}",
+            "  each window in turn, msg/s: without / with / ... / without",
+            " / ".join(f"{w.rate:,.0f}" for pair in _alternate(polled) for w in pair),
         ),
         Row(f"  polls answered 200: {' / '.join(route for route, _ in page_poll.POLLS)}", routes),
     ]
+
+
+def _alternate(polled: page_poll.Polled) -> list[tuple[Window, ...]]:
+    """The windows in the order they ran: without, with, without, ..., without."""
+    pairs: list[tuple[Window, ...]] = [(w, p) for w, p in zip(polled.without, polled.polled, strict=False)]
+    return [*pairs, (polled.without[-1],)]
 
 
 def fleet_rows(ours: Fleet, theirs: Fleet, settings: Settings) -> list[Row]:

@@ -97,12 +97,12 @@ class App:
         timer_interval_s: float = TIMER_INTERVAL_S,
         pause: Pause | None = None,
         config_path: Path | None = None,
-        fresh_second: bool = False,
+        started_at: float | None = None,
     ) -> None:
         self.config = config
         self._config_path = config_path  # read again on a reload; None: reloads are refused
         self._reload_wanted = asyncio.Event()
-        self._fresh_second = fresh_second  # the daemon's: no request within its first second (ProvinceClient)
+        self._started_at = started_at  # the daemon's process start: no request within that second (ProvinceClient)
         self._pause = pause or timeutil.pause  # the maintenance's wait between passes (a test waits in simulated time)
         self._clock = clock
         self._notify = notify
@@ -220,7 +220,7 @@ class App:
             ca_file=p.ca_file,
             clock=self._clock,
             trace_wire=p.trace_wire,
-            fresh_second=self._fresh_second,
+            started_at=self._started_at,
         )
 
     def _charger_bridge(self, db: Database, outbox: Outbox, site: Site) -> ChargerBridge:

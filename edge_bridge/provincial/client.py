@@ -145,7 +145,7 @@ class ProvinceClient:
         ca_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
         trace_wire: bool = False,
-        fresh_second: bool = False,
+        started_at: float | None = None,
     ) -> None:
         # log every push and answer decrypted (wire_trace), secrets masked; a reload sets it
         self.trace_wire = trace_wire
@@ -158,8 +158,8 @@ class ProvinceClient:
         self._sig_lowercase = sig_lowercase
         self._clock = clock
         self._seq = codec.SeqCounter()
-        # fresh_second (the daemon): the Seqs of this second may be a predecessor's, see _signing_time
-        self._first_second: int | None = int(clock().timestamp()) if fresh_second else None
+        # started_at (the daemon's process start, Unix time): the Seqs of its second may be a predecessor's
+        self._first_second: int | None = None if started_at is None else int(started_at)
         self._stamp = (-1, "")  # (second, its TimeStamp)
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
@@ -275,9 +275,10 @@ class ProvinceClient:
         return answer
 
     async def _signing_time(self) -> datetime:
-        """Now, but with ``fresh_second`` never within the second this client was made: a daemon restarted within a
+        """Now, but with ``started_at`` never within the second the process started: a daemon restarted within a
         second would count Seq from 0001 again under a TimeStamp its predecessor used (D2: Seq must not repeat
-        within a second). The first requests of a new client wait for the next second (at most once, at most 1 s)."""
+        within a second), and the predecessor sent nothing after this process started. Start-up takes longer than
+        that second, so usually nothing waits; else the first requests wait for the next second (once, at most 1 s)."""
         now = self._clock()
         if self._first_second is not None:
             wait = self._first_second + 1 - now.timestamp()

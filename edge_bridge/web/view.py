@@ -47,7 +47,7 @@ RECENT_DEAD = 20
 RECENT_ALARMS = 20
 TTL_S = 1.0
 MAX_LIVE_PLOTS = 24  # live sessions drawn (the newest); a site with more shows the rest in the table only
-COST_SHARE = 0.02  # a document is reused until building it has taken at most this share of the time (one core)
+COST_SHARE = 0.01  # a document is reused until building it has taken at most this share of the time (one core)
 LastPush = Callable[[], tuple[datetime, Any] | None]  # the uploader's last push: (when, PushResult)
 
 

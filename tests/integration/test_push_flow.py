@@ -215,7 +215,7 @@ async def test_a_client_made_within_a_used_second_signs_in_the_next_one(config: 
                 secrets=config.province.secrets(),
                 tz=config.tz,
                 clock=clock,
-                fresh_second=True,  # as the daemon's (cli/daemon.py)
+                started_at=clock().timestamp(),  # as the daemon's (cli/daemon.py): restarted within the second
             )
             try:
                 assert (await client.push(STATUS, payload)).outcome is Outcome.ACCEPTED
