@@ -20,6 +20,7 @@ from aiohttp import web
 
 from edge_bridge.app import App
 from edge_bridge.config import load_config
+from edge_bridge.web import listener
 from edge_bridge.web.server import STATIC, build_web_app, health
 from edge_bridge.web.view import CachedView
 from simulators.charger import Sim16, SimClock
@@ -208,3 +209,21 @@ async def test_the_served_files_need_no_network(running: Started) -> None:
     en_block = rest.partition(b"};")[0]
     zh, en = (set(re.findall(rb'"?([a-z_][a-z_ ]*)"?: "', block)) for block in (zh_block, en_block))
     assert len(en) > 50 and zh == en, f"labels without a translation: {zh ^ en}"
+
+
+async def test_silent_connections_from_one_address_cannot_take_the_page(running: Started) -> None:
+    """The port's guard (``web/listener.py``): one address holds at most MAX_PENDING_PER_ADDRESS connections that
+    have sent no request; the next gets 503, and the page is served again once they are gone."""
+    app = await running()
+    silent = [await asyncio.open_connection("127.0.0.1", app.web_port) for _ in range(listener.MAX_PENDING_PER_ADDRESS)]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.web_port)
+        refused = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert refused.startswith(b"HTTP/1.1 503") and b"too many connections" in refused
+    finally:
+        for _, silent_writer in silent:
+            silent_writer.close()
+    await asyncio.sleep(0.2)
+    status, _, _ = await _get(app, "/healthz")
+    assert status == 200
