@@ -170,8 +170,10 @@ class MockProvince:
         *,
         clock: Callable[[], datetime] = utc_now,
         max_skew_s: float | None = 3600.0,
+        new_token: Callable[[], str] | None = None,
     ) -> MockProvince:
-        """The province the config points at: its id, OUR id, the shared secrets, the site time zone."""
+        """The province the config points at: its id, OUR id, the shared secrets, the site time zone. ``new_token``
+        makes the tokens it issues (a test that searches logs for them records them)."""
         p = config.province
         secrets = p.secrets()
         return cls(
@@ -184,6 +186,7 @@ class MockProvince:
             path_prefix=urlparse(p.base_url).path or DEFAULT_PREFIX,
             clock=clock,
             max_skew_s=max_skew_s,
+            **({"new_token": new_token} if new_token is not None else {}),
         )
 
     # ------------------------------------------------------------------------------------------------ lifecycle

@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import pytest
@@ -88,6 +89,16 @@ async def province(config: Config) -> AsyncIterator[MockProvince]:
     await mock.start()
     yield mock
     await mock.stop()
+
+
+def recording(tokens: list[str]) -> Callable[[], str]:
+    """A mock province's ``new_token`` that keeps every token it makes in ``tokens`` (to search logs for them)."""
+
+    def new_token() -> str:
+        tokens.append(token_urlsafe(32))
+        return tokens[-1]
+
+    return new_token
 
 
 Opener = Callable[[Path], Awaitable[Database]]

@@ -104,11 +104,17 @@ async def _charge_slowly(sim: Sim16, n: int, steps: int) -> None:
 async def _switch_language(driver: Any) -> None:
     """The button switches every label to Chinese and back, without a reload."""
     heading = "return document.querySelector(\"[data-i18n='chargers']\").textContent;"
-    assert driver.execute_script(heading) == "Chargers"
-    await asyncio.to_thread(driver.find_element("id", "lang").click)
-    assert driver.execute_script(heading) == "充电桩"
-    await asyncio.to_thread(driver.find_element("id", "lang").click)
-    assert driver.execute_script(heading) == "Chargers"
+    assert await _script(driver, heading) == "Chargers"
+    await asyncio.to_thread(lambda: driver.find_element("id", "lang").click())
+    assert await _script(driver, heading) == "充电桩"
+    await asyncio.to_thread(lambda: driver.find_element("id", "lang").click())
+    assert await _script(driver, heading) == "Chargers"
+
+
+async def _script(driver: Any, script: str) -> Any:
+    """Every call that waits for the browser runs on a thread: the daemon serving the page is on this event loop, and
+    a call blocking the loop while the page waits for the daemon hangs both (a full run once did, for 120 s)."""
+    return await asyncio.to_thread(driver.execute_script, script)
 
 
 async def _screenshots(driver: Any, tmp_path: Path) -> list[Path]:
@@ -129,7 +135,7 @@ async def test_the_page_follows_a_session_to_its_accepted_order(
     site: Site = await start_site()
     url = f"http://127.0.0.1:{site.daemon.app.web_port}/"
     await asyncio.to_thread(browser.get, url)
-    browser.execute_script("localStorage.setItem('edge-bridge-lang', 'en'); window.sameLoad = 'yes';")
+    await _script(browser, "localStorage.setItem('edge-bridge-lang', 'en'); window.sameLoad = 'yes';")
     assert await _until(browser, "the configured charger offline", _online(DC)) == "0"
 
     async with Sim16(site.daemon.url(DC), connectors=2, clock=SimClock(sim_start(), speed=0)) as sim:
@@ -150,7 +156,7 @@ async def test_the_page_follows_a_session_to_its_accepted_order(
         await sim.start_charging(2)
         await _charge_slowly(sim, 2, 3)
         await _until(browser, "the second live session", _live_energy)
-        assert browser.execute_script("return window.sameLoad;") == "yes"  # never reloaded
+        assert await _script(browser, "return window.sameLoad;") == "yes"  # never reloaded
         await _switch_language(browser)
         for shot in await _screenshots(browser, tmp_path):
             assert shot.stat().st_size > 10_000, f"{shot} looks empty"

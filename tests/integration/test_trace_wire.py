@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets as random_secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from edge_bridge.provincial.codec import dumps
 from edge_bridge.provincial.wire_trace import mask, mask_text
 from simulators.province import MockProvince, pull
 from tests.acceptance.conftest import StartDaemon, start_daemon  # noqa: F401 (a fixture)
+from tests.conftest import recording
 
 TRACE = "edge_bridge.provincial.wire_trace"
 STATUS = {"ConnectorStatusInfo": {"ConnectorID": "370202000001001A", "Status": 2, "ParkStatus": 0, "LockStatus": 0}}
@@ -36,19 +36,7 @@ async def issued() -> list[str]:
 @pytest.fixture
 async def recording_province(config: Config, issued: list[str]) -> AsyncIterator[MockProvince]:
     """The mock province of the example config, recording every token it issues."""
-
-    def new_token() -> str:
-        issued.append(random_secrets.token_urlsafe(32))
-        return issued[-1]
-
-    p = config.province
-    mock = MockProvince(
-        province_id=p.operator_id,
-        operator_id=config.operator.id,
-        secrets=p.secrets(),
-        tz=config.tz,
-        new_token=new_token,
-    )
+    mock = MockProvince.from_config(config, new_token=recording(issued))
     await mock.start()
     yield mock
     await mock.stop()

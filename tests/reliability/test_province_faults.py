@@ -20,7 +20,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from secrets import token_urlsafe
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ import pytest
 from edge_bridge.config import Config, load_config
 from simulators.charger import Sim16, SimClock
 from simulators.province import Fault, MockProvince
-from tests.conftest import eventually
+from tests.conftest import eventually, recording
 from tests.reliability.inprocess_site import (
     ORDER,
     check_order,
@@ -67,19 +66,7 @@ def tokens() -> list[str]:
 @pytest.fixture
 async def province(config: Config, tokens: list[str]) -> AsyncIterator[MockProvince]:
     """The strict mock province, remembering every token it issues (to search the logs for them)."""
-
-    def new_token() -> str:
-        tokens.append(token_urlsafe(32))
-        return tokens[-1]
-
-    p = config.province
-    mock = MockProvince(
-        province_id=p.operator_id,
-        operator_id=config.operator.id,
-        secrets=p.secrets(),
-        tz=config.tz,
-        new_token=new_token,
-    )
+    mock = MockProvince.from_config(config, new_token=recording(tokens))
     await mock.start()
     yield mock
     await mock.stop()
