@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,6 +37,7 @@ from edge_bridge.store import sessions as store_sessions
 from edge_bridge.store.chargers import ChargerRow
 from edge_bridge.store.db import FULL_BELOW_BYTES, Database, Tx, free_bytes
 from edge_bridge.store.orders import OrderLine
+from edge_bridge.timeutil import iso_utc
 
 NEVER = "never"
 FORMAT = 1  # of the JSON document: raised only when a field changes meaning or goes away (fields may be added)
@@ -227,7 +228,7 @@ def status_document(snap: _Snapshot, site: Site, now: datetime) -> dict[str, Any
     storage = snap.storage
     return {
         "format": FORMAT,
-        "generated_at": _iso(now),
+        "generated_at": iso_utc(now),
         "storage": {"path": str(storage.path), "free_bytes": storage.free, "disk_full": storage.full},
         "chargers": [_charger_doc(ocpp_id, configured, snap) for ocpp_id in _ordered(configured, snap)],
         "open_sessions": [_session_doc(s) for s in snap.open_sessions],
@@ -237,12 +238,6 @@ def status_document(snap: _Snapshot, site: Site, now: datetime) -> dict[str, Any
         },
         "active_alarms": [_alarm_doc(a) for a in snap.alarms],
     }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -258,7 +253,7 @@ def _charger_doc(ocpp_id: str, configured: list[ChargerDesc], snap: _Snapshot) -
         "connected": row.connected,
         "offline": row.offline,
         "ocpp_version": row.ocpp_version or None,
-        "last_seen": _iso(row.last_seen),
+        "last_seen": iso_utc(row.last_seen),
         "vendor": row.vendor,
         "model": row.model,
         "connectors": _connector_docs(ocpp_id, desc, snap.connectors),
@@ -283,7 +278,7 @@ def _connector_doc(key: Where, connector_id: str | None, c: ConnectorState | Non
         "connector_id": connector_id,
         "ocpp_status": c.ocpp_status or None,
         "error_code": c.error_code or None,
-        "status_at": _iso(c.status_at),
+        "status_at": iso_utc(c.status_at),
         "provincial_status": c.provincial_status,
         "power_w": _text(c.power_w),
         "soc_percent": _text(c.soc),
@@ -299,7 +294,7 @@ def _session_doc(s: Session) -> dict[str, Any]:
         "evse": s.evse,
         "connector": s.connector,
         "ocpp_version": s.version,
-        "started_at": _iso(s.started_at),
+        "started_at": iso_utc(s.started_at),
         "energy_kwh": None if s.energy_wh is None else _kwh(s.energy_wh),
         "flags": list(s.flags),
     }
@@ -331,7 +326,7 @@ def _alarm_doc(a: ActiveAlarm) -> dict[str, Any]:
         "code": kind.code,
         "type": kind.type,
         "level": kind.level,
-        "raised_at": _iso(a.raised_at),
+        "raised_at": iso_utc(a.raised_at),
         "note": a.note,
     }
 
@@ -340,4 +335,4 @@ def _alarm_doc(a: ActiveAlarm) -> dict[str, Any]:
 # web/view.py shows the same snapshot, with the same time and energy formats.
 Snapshot = _Snapshot
 Storage = _Storage
-read_snapshot, iso, kwh = _snapshot, _iso, _kwh
+read_snapshot, kwh = _snapshot, _kwh

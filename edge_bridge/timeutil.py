@@ -8,6 +8,11 @@ import contextlib
 from datetime import UTC, datetime
 
 
+def iso_utc(moment: datetime | None) -> str | None:
+    """``2026-12-04T22:30:05Z``: a moment for a JSON document or a table, to the second, in UTC; None stays None."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

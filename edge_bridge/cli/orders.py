@@ -35,7 +35,7 @@ from edge_bridge.domain.stats import day_bounds
 from edge_bridge.domain.wiretime import format_datetime
 from edge_bridge.store.orders import OrderEntry, order_entries
 from edge_bridge.store.outbox import Outbox
-from edge_bridge.timeutil import utc_now
+from edge_bridge.timeutil import iso_utc, utc_now
 from edge_bridge.usecases.context import Context
 from edge_bridge.usecases.repush import Plan, Refused, repush
 from edge_bridge.verdicts import verdict
@@ -254,7 +254,7 @@ def _json_order(line: Line) -> dict[str, Any]:
         "evse": e.where[1],
         "connector": e.where[2],
         "session_id": e.session_id,
-        "started_at": e.started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "started_at": iso_utc(e.started_at),
     }
 
 

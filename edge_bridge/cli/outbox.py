@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from edge_bridge.cli.common import EXIT_OK, Subcommands, command, error, print_json, store
 from edge_bridge.config import Config
 from edge_bridge.store.outbox import STATES, Answer, DeadPurge, OrderRef, Outbox, OutboxRow, RowDetail
-from edge_bridge.timeutil import utc_now
+from edge_bridge.timeutil import iso_utc, utc_now
 
 LIST_EPILOG = """JSON (--json): {rows [{id, interface, key, state, attempts, created_at, next_attempt_at, sent_at,
   updated_at, last_error}], counts {pending, sent, dead}}, rows newest first.
@@ -107,7 +106,7 @@ async def list_rows(config: Config, args: argparse.Namespace) -> int:
 
 
 def _list_line(row: OutboxRow) -> str:
-    when = _iso(row.sent_at or row.next_attempt_at or row.updated_at or row.created_at)
+    when = iso_utc(row.sent_at or row.next_attempt_at or row.updated_at or row.created_at)
     reason = f"  {row.last_error}" if row.last_error else ""
     return f"{row.id:>7} {row.state:8} {row.attempts:>3} {when} {row.interface:28} {row.key}{reason}"
 
@@ -119,10 +118,10 @@ def _row_json(row: OutboxRow) -> dict[str, Any]:
         "key": row.key,
         "state": row.state,
         "attempts": row.attempts,
-        "created_at": _iso(row.created_at),
-        "next_attempt_at": _iso(row.next_attempt_at),
-        "sent_at": _iso(row.sent_at),
-        "updated_at": _iso(row.updated_at),
+        "created_at": iso_utc(row.created_at),
+        "next_attempt_at": iso_utc(row.next_attempt_at),
+        "sent_at": iso_utc(row.sent_at),
+        "updated_at": iso_utc(row.updated_at),
         "last_error": row.last_error,
     }
 
@@ -156,7 +155,7 @@ def _detail_json(detail: RowDetail) -> dict[str, Any]:
 
 
 def _answer_json(answer: Answer) -> dict[str, Any]:
-    fields = {"seq": answer.seq, "at": _iso(answer.at), "outcome": answer.outcome, "ret": answer.ret}
+    fields = {"seq": answer.seq, "at": iso_utc(answer.at), "outcome": answer.outcome, "ret": answer.ret}
     return fields | {"reason": answer.reason, "data": answer.data}
 
 
@@ -165,7 +164,7 @@ def _detail_lines(detail: RowDetail) -> Iterator[str]:
     yield f"outbox row {row.id}  {row.interface}  key {row.key}"
     yield f"  state        {row.state} after {row.attempts} attempt(s)"
     for label, moment in (("created", row.created_at), ("next attempt", row.next_attempt_at), ("sent", row.sent_at)):
-        yield f"  {label:<12} {_iso(moment) or '-'}"
+        yield f"  {label:<12} {iso_utc(moment) or '-'}"
     if row.last_error:
         yield f"  last error   {row.last_error}"
     if detail.order is not None:
@@ -195,7 +194,7 @@ def _answer_lines(detail: RowDetail) -> Iterator[str]:
 def _answer_line(answer: Answer) -> str:
     ret = "no Ret" if answer.ret is None else f"Ret {answer.ret}"
     text = "  ".join(part for part in (answer.reason, "" if answer.data is None else f"Data {answer.data}") if part)
-    return f"  {answer.seq:>4}  {_iso(answer.at)}  {answer.outcome:<9}  {ret:<9}  {text}".rstrip()
+    return f"  {answer.seq:>4}  {iso_utc(answer.at)}  {answer.outcome:<9}  {ret:<9}  {text}".rstrip()
 
 
 def _not_kept(answers: list[Answer]) -> int:
@@ -252,7 +251,3 @@ def _purge_lines(done: DeadPurge) -> Iterator[str]:
 
 def _order_json(order: OrderRef) -> dict[str, Any]:
     return {"outbox_id": order.outbox_id, "session_id": order.session_id, "start_charge_seq": order.start_charge_seq}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

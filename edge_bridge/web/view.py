@@ -30,7 +30,6 @@ from edge_bridge.domain.sessions import Session
 from edge_bridge.domain.site import Site
 from edge_bridge.status_report import Snapshot as _Snapshot
 from edge_bridge.status_report import Storage as _Storage
-from edge_bridge.status_report import iso as _iso
 from edge_bridge.status_report import kwh as _kwh
 from edge_bridge.status_report import read_snapshot as _snapshot
 from edge_bridge.status_report import status_document
@@ -38,6 +37,7 @@ from edge_bridge.store import overview
 from edge_bridge.store.db import Tx, free_bytes
 from edge_bridge.store.orders import OrderEntry, recent_order_entries
 from edge_bridge.store.reader import ReadOnlyStore
+from edge_bridge.timeutil import iso_utc
 from edge_bridge.verdicts import verdict
 
 FORMAT = 1  # raised only when a field changes meaning or goes away
@@ -132,7 +132,7 @@ def page_document(
     """The page's JSON document (see ``web/server.py`` for the fields)."""
     return {
         "format": FORMAT,
-        "generated_at": _iso(now),
+        "generated_at": iso_utc(now),
         "timezone": str(tz),
         "status": status_document(read.snap, site, now),
         "live": [_live_doc(s, read.curves[s.id]) for s in read.snap.open_sessions if s.id in read.curves],
@@ -150,9 +150,9 @@ def _live_doc(session: Session, curve: list[overview.CurvePoint]) -> dict[str, A
         "charger": session.charger,
         "evse": session.evse,
         "connector": session.connector,
-        "started_at": _iso(session.started_at),
+        "started_at": iso_utc(session.started_at),
         "energy_kwh": None if session.energy_wh is None else _kwh(session.energy_wh),
-        "points": [[_iso(p.at), _added(p.energy_wh, base), _kw_text(p.power_w)] for p in curve],
+        "points": [[iso_utc(p.at), _added(p.energy_wh, base), _kw_text(p.power_w)] for p in curve],
     }
 
 
@@ -198,7 +198,7 @@ def _order_doc(entry: OrderEntry) -> dict[str, Any]:
         "evse": evse,
         "connector": connector,
         "connector_id": entry.connector_id,
-        "started_at": _iso(entry.started_at),
+        "started_at": iso_utc(entry.started_at),
         "start_time": entry.start_time,
         "end_time": entry.end_time,
         "total_power_kwh": _str(entry.total_power),
@@ -232,14 +232,14 @@ def _outbox_doc(read: _Read, now: datetime, last: tuple[datetime, Any] | None) -
             {
                 "interface": d.interface,
                 "count": d.pending,
-                "oldest": _iso(d.oldest),
+                "oldest": iso_utc(d.oldest),
                 "oldest_age_s": _age(d.oldest, now),
             }
             for d in read.depths
         ],
         "dead_count": count,
         "dead": [
-            {"id": d.id, "interface": d.interface, "key": d.key, "reason": d.reason, "at": _iso(d.at)} for d in dead
+            {"id": d.id, "interface": d.interface, "key": d.key, "reason": d.reason, "at": iso_utc(d.at)} for d in dead
         ],
         "last_answer": _last_doc(last),
     }
@@ -254,11 +254,11 @@ def _last_doc(last: tuple[datetime, Any] | None) -> dict[str, Any] | None:
     if last is None:
         return None
     at, result = last
-    return {"at": _iso(at), "outcome": str(result.outcome.value), "ret": result.ret, "reason": result.reason}
+    return {"at": iso_utc(at), "outcome": str(result.outcome.value), "ret": result.ret, "reason": result.reason}
 
 
 def _alarm_push_doc(push: overview.AlarmPush) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": push.id, "outbox_state": push.state, "queued_at": _iso(push.queued_at)}
+    doc: dict[str, Any] = {"id": push.id, "outbox_state": push.state, "queued_at": iso_utc(push.queued_at)}
     try:
         data = json.loads(push.payload)
         info = data["AlarmInfos"][0]
